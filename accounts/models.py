@@ -1,0 +1,363 @@
+"""Customer accounts, the plan catalogue, and what comes in about them: usage, engagement and MRR."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from accounts.roles import Role, role_of
+
+CURRENCY_DEFAULT = "USD"
+
+
+class Metric(models.Model):
+    """A measured quantity: limit-bearing (seats, storage...) or an engagement measure."""
+
+    class Kind(models.TextChoices):
+        LIMIT = "limit", "Limit-bearing"
+        ENGAGEMENT = "engagement", "Engagement"
+
+    key = models.SlugField(max_length=50, unique=True, help_text="Key used by the API and CSV, e.g. storage_gb.")
+    label = models.CharField(max_length=100)
+    unit = models.CharField(max_length=30, blank=True, help_text="Shown after values, e.g. GB or users.")
+    kind = models.CharField(max_length=12, choices=Kind, default=Kind.LIMIT)
+    display_order = models.PositiveSmallIntegerField(default=0)
+    description = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class PlanQuerySet(models.QuerySet):
+    def active(self) -> PlanQuerySet:
+        return self.filter(active=True)
+
+    def by_name(self, name: str) -> Plan | None:
+        """The plan whose name matches case-insensitively, as the API and CSV name plans."""
+        return self.filter(name__iexact=name.strip()).first()
+
+
+class Plan(models.Model):
+    """A tier of the product. Higher `tier_rank` means a higher-value tier."""
+
+    name = models.CharField(max_length=60)
+    tier_rank = models.PositiveSmallIntegerField(help_text="Order of tiers; an upgrade goes to a higher rank.")
+    monthly_price = models.DecimalField(max_digits=12, decimal_places=2)
+    annual_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=CURRENCY_DEFAULT)
+    active = models.BooleanField(default=True, help_text="Inactive plans are kept for history but not offered.")
+    description = models.CharField(max_length=200, blank=True)
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="plan_name_unique_ci"),
+            models.UniqueConstraint(fields=["tier_rank"], name="plan_tier_rank_unique"),
+            models.CheckConstraint(
+                condition=Q(monthly_price__gte=0) & Q(annual_price__gte=0), name="plan_prices_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def annual_mrr(self) -> Decimal:
+        """MRR of the plan billed annually: annual price / 12."""
+        return (self.annual_price / 12).quantize(Decimal("0.01"))
+
+
+class PlanLimit(models.Model):
+    """How much of a limit-bearing metric a plan includes. A null limit means unlimited."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="limits")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="plan_limits")
+    limit = models.FloatField(null=True, blank=True, help_text="Empty = unlimited.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "metric"], name="plan_limit_unique_metric"),
+            models.CheckConstraint(condition=Q(limit__isnull=True) | Q(limit__gte=0), name="plan_limit_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} · {self.metric}: {'unlimited' if self.limit is None else f'{self.limit:g}'}"
+
+    @property
+    def is_unlimited(self) -> bool:
+        return self.limit is None
+
+
+class PlanFeature(models.Model):
+    """A feature of a plan: a level ("advanced"), a support tier, or a premium feature it includes."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="features")
+    key = models.SlugField(max_length=50, help_text="Feature key, as in engagement events (e.g. reporting).")
+    label = models.CharField(max_length=100)
+    value = models.CharField(max_length=100, blank=True, help_text="Level or 'included'; empty = not included.")
+    display_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["plan", "key"], name="plan_feature_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.plan} · {self.label}: {self.value or '—'}"
+
+    @property
+    def is_included(self) -> bool:
+        return bool(self.value)
+
+
+class AccountQuerySet(models.QuerySet):
+    def owned_by(self, user) -> AccountQuerySet:
+        return self.filter(owner=user)
+
+    def visible_to(self, user) -> AccountQuerySet:
+        """A CSM sees the accounts they own; managers and admins see every account."""
+        if role_of(user) in (Role.MANAGER, Role.ADMIN):
+            return self
+        return self.owned_by(user)
+
+    def paying(self) -> AccountQuerySet:
+        return self.filter(mrr__gt=0)
+
+
+class Account(models.Model):
+    """A customer company on one of our plans."""
+
+    class BillingPeriod(models.TextChoices):
+        MONTHLY = "monthly", "Monthly"
+        ANNUAL = "annual", "Annual"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        TRIAL = "trial", "Trial"
+        CHURNED = "churned", "Churned"
+
+    class Size(models.TextChoices):
+        # Company-size bands derived from `employees`, as CS teams segment them.
+        MICRO = "1-10", "1–10"
+        SMALL = "11-50", "11–50"
+        MID = "51-200", "51–200"
+        LARGE = "201-1000", "201–1,000"
+        ENTERPRISE = "1000+", "1,000+"
+
+    external_id = models.CharField(max_length=100, unique=True, help_text="The account's id in your product.")
+    name = models.CharField(max_length=200)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="accounts", null=True, blank=True)
+    mrr = models.DecimalField("MRR", max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default=CURRENCY_DEFAULT)
+    billing_period = models.CharField(max_length=8, choices=BillingPeriod, default=BillingPeriod.MONTHLY)
+    industry = models.CharField(max_length=60, blank=True)
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    region = models.CharField(max_length=40, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_accounts",
+        help_text="The CSM who owns this account.",
+    )
+    first_purchase_on = models.DateField(null=True, blank=True)
+    plan_started_on = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status, default=Status.ACTIVE)
+    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(mrr__gte=0), name="account_mrr_non_negative"),
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="account_stripe_customer_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "name"], name="account_owner_name_idx"),
+            models.Index(Lower("name"), name="account_name_lower_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("accounts:detail", kwargs={"pk": self.pk})
+
+    @property
+    def size_band(self) -> str:
+        return size_band(self.employees)
+
+    @property
+    def size_band_label(self) -> str:
+        band = self.size_band
+        return Account.Size(band).label if band else ""
+
+
+def size_band(employees: int | None) -> str:
+    """The company-size band of a head count ('' when unknown)."""
+    if employees is None:
+        return ""
+    for upper, band in SIZE_BOUNDS:
+        if employees <= upper:
+            return band
+    return Account.Size.ENTERPRISE
+
+
+SIZE_BOUNDS = [
+    (10, Account.Size.MICRO),
+    (50, Account.Size.SMALL),
+    (200, Account.Size.MID),
+    (1000, Account.Size.LARGE),
+]
+
+
+def size_band_filter(band: str) -> Q:
+    """A Q selecting accounts whose `employees` fall in `band`."""
+    lower = 1
+    for upper, value in SIZE_BOUNDS:
+        if value == band:
+            return Q(employees__gte=lower, employees__lte=upper)
+        lower = upper + 1
+    if band == Account.Size.ENTERPRISE:
+        return Q(employees__gt=1000)
+    return Q(pk__in=[])
+
+
+class UsageSnapshot(models.Model):
+    """The value of one metric for one account on one day (one row per account, metric and day)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="snapshots")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="snapshots")
+    value = models.FloatField()
+    captured_on = models.DateField()
+
+    class Meta:
+        constraints = [
+            # The unique index (account, metric, captured_on) also serves the 30-day window reads.
+            models.UniqueConstraint(fields=["account", "metric", "captured_on"], name="usage_snapshot_unique_day"),
+            models.CheckConstraint(condition=Q(value__gte=0), name="usage_snapshot_value_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.metric_id} on {self.captured_on}: {self.value:g}"
+
+
+class EngagementEvent(models.Model):
+    """Something a user of the customer did in the product that tells us how engaged they are."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Login"
+        FEATURE_USED = "feature_used", "Feature used"
+        LOCKED_FEATURE_HIT = "locked_feature_hit", "Locked feature hit"
+        TRIAL_FEATURE_USED = "trial_feature_used", "Trial feature used"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind)
+    feature = models.CharField(max_length=60, blank=True)
+    user_ref = models.CharField(max_length=100, blank=True, help_text="The customer's user id.")
+    occurred_at = models.DateTimeField()
+    external_id = models.CharField(max_length=100, unique=True, help_text="Sender's event id; stored once.")
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "occurred_at"], name="event_account_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.feature} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class MrrMovementQuerySet(models.QuerySet):
+    def upgrades(self) -> MrrMovementQuerySet:
+        return self.filter(kind=MrrMovement.Kind.EXPANSION)
+
+
+class MrrMovement(models.Model):
+    """A change of an account's MRR on a day. The kind follows from before and after (see `movement_kind`)."""
+
+    class Kind(models.TextChoices):
+        NEW = "new", "New"
+        EXPANSION = "expansion", "Expansion"
+        CONTRACTION = "contraction", "Contraction"
+        CHURN = "churn", "Churn"
+        REACTIVATION = "reactivation", "Reactivation"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        API = "api", "API"
+        CSV = "csv", "CSV import"
+        STRIPE = "stripe", "Stripe"
+        OPPORTUNITY = "opportunity", "Won opportunity"
+        DEMO = "demo", "Demo data"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mrr_movements")
+    occurred_on = models.DateField()
+    kind = models.CharField(max_length=12, choices=Kind)
+    mrr_before = models.DecimalField(max_digits=12, decimal_places=2)
+    mrr_after = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=CURRENCY_DEFAULT)
+    plan_before = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    plan_after = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=12, choices=Source, default=Source.MANUAL)
+    external_ref = models.CharField(
+        max_length=120, blank=True, help_text="Id of the billing event behind it; a repeated one is stored once."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MrrMovementQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(mrr_before__gte=0) & Q(mrr_after__gte=0), name="mrr_movement_non_negative"
+            ),
+            # The kind must agree with the amounts, so no metric can be skewed by a mislabelled row.
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="new", mrr_before=0, mrr_after__gt=0)
+                    | Q(kind="reactivation", mrr_before=0, mrr_after__gt=0)
+                    | Q(kind="expansion", mrr_before__gt=0, mrr_after__gt=F("mrr_before"))
+                    | Q(kind="contraction", mrr_after__gt=0, mrr_after__lt=F("mrr_before"))
+                    | Q(kind="churn", mrr_before__gt=0, mrr_after=0)
+                ),
+                name="mrr_movement_kind_matches_amounts",
+            ),
+            models.UniqueConstraint(
+                fields=["external_ref"], condition=~Q(external_ref=""), name="mrr_movement_external_ref_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "occurred_on"], name="mrr_movement_account_day_idx"),
+            models.Index(fields=["occurred_on"], name="mrr_movement_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.get_kind_display()} {self.mrr_before}→{self.mrr_after} on {self.occurred_on}"
+
+    @property
+    def delta(self) -> Decimal:
+        return self.mrr_after - self.mrr_before
+
+
+def movement_kind(*, mrr_before: Decimal, mrr_after: Decimal, paid_before: bool) -> str | None:
+    """The kind of an MRR change; None when nothing changed.
+
+    before = 0, after > 0: new (first purchase) or reactivation (the account paid at some earlier time);
+    0 < before < after: expansion; 0 < after < before: contraction; before > 0, after = 0: churn.
+    """
+    if mrr_before == mrr_after:
+        return None
+    if mrr_before == 0:
+        return MrrMovement.Kind.REACTIVATION if paid_before else MrrMovement.Kind.NEW
+    if mrr_after == 0:
+        return MrrMovement.Kind.CHURN
+    return MrrMovement.Kind.EXPANSION if mrr_after > mrr_before else MrrMovement.Kind.CONTRACTION

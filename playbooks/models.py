@@ -1,0 +1,148 @@
+"""What admins configure: the rules that flag candidates, how scores become opportunities, and plays."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from accounts.models import Metric, Plan
+
+
+class Rule(models.Model):
+    """A condition on an account's indicators worth `weight` points when it holds.
+
+    Every threshold that is set must hold for the rule to fire (they combine with AND); a rule with a
+    plan list applies only to accounts on those plans.
+    """
+
+    name = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    metric = models.ForeignKey(
+        Metric,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="rules",
+        limit_choices_to={"kind": Metric.Kind.LIMIT},
+        help_text="The limit-bearing metric the utilization and days-to-limit thresholds look at.",
+    )
+    min_utilization = models.FloatField(
+        null=True, blank=True, help_text="Fires at or above this share of the limit (0.8 = 80%)."
+    )
+    max_days_to_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Fires when the limit is projected to be reached within this many days."
+    )
+    min_logins_per_week = models.FloatField(null=True, blank=True)
+    min_locked_feature_hits = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Locked-feature hits in the last 30 days."
+    )
+    min_trial_feature_uses = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Premium features used during a trial, last 30 days."
+    )
+    plans = models.ManyToManyField(Plan, blank=True, related_name="rules", help_text="Empty = every plan.")
+    industries = models.JSONField(default=list, blank=True, help_text="Empty = every industry.")
+    regions = models.JSONField(default=list, blank=True, help_text="Empty = every region.")
+    weight = models.PositiveSmallIntegerField(default=20, help_text="Points added to the score (0–100).")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(min_utilization__isnull=False)
+                    | Q(max_days_to_limit__isnull=False)
+                    | Q(min_logins_per_week__isnull=False)
+                    | Q(min_locked_feature_hits__isnull=False)
+                    | Q(min_trial_feature_uses__isnull=False)
+                ),
+                name="rule_has_a_threshold",
+                violation_error_message="Set at least one threshold.",
+            ),
+            models.CheckConstraint(
+                condition=Q(metric__isnull=False)
+                | (Q(min_utilization__isnull=True) & Q(max_days_to_limit__isnull=True)),
+                name="rule_limit_thresholds_need_metric",
+                violation_error_message="Utilization and days-to-limit thresholds need a metric.",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_utilization__isnull=True) | Q(min_utilization__gt=0),
+                name="rule_min_utilization_positive",
+            ),
+            models.CheckConstraint(condition=Q(weight__lte=100), name="rule_weight_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScoringPolicy(models.Model):
+    """How scores turn into opportunities. A single row (pk = 1), edited by admins."""
+
+    flag_threshold = models.PositiveSmallIntegerField(
+        default=40, help_text="An account scoring at least this much gets an opportunity."
+    )
+    clear_margin = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="An untouched opportunity closes as 'signal cleared' only below threshold minus this margin.",
+    )
+    cool_off_days = models.PositiveSmallIntegerField(
+        default=60, help_text="No new opportunity this many days after a lost or snoozed one."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "scoring policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="scoring_policy_single_row"),
+            models.CheckConstraint(condition=Q(flag_threshold__lte=100), name="scoring_policy_threshold_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Flag at {self.flag_threshold}, clear below {self.flag_threshold - self.clear_margin}"
+
+    @classmethod
+    def current(cls) -> ScoringPolicy:
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy
+
+
+class PlayQuerySet(models.QuerySet):
+    def active(self) -> PlayQuerySet:
+        return self.filter(active=True)
+
+
+class Play(models.Model):
+    """What to do with a candidate: talking points, an email, an in-app prompt, a trial offer."""
+
+    class PromptKind(models.TextChoices):
+        BANNER = "banner", "Banner"
+        MODAL = "modal", "Modal"
+        TOOLTIP = "tooltip", "Tooltip"
+
+    name = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    rules = models.ManyToManyField(Rule, blank=True, related_name="plays", help_text="Rules that trigger it.")
+    target_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="plays")
+    talking_points = models.TextField(blank=True)
+    case_study_url = models.URLField(blank=True)
+    email_subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    prompt_kind = models.CharField(max_length=8, choices=PromptKind, default=PromptKind.BANNER)
+    prompt_text = models.CharField(max_length=300, blank=True)
+    prompt_cta_label = models.CharField("prompt CTA label", max_length=60, blank=True)
+    prompt_cta_url = models.URLField("prompt CTA URL", blank=True)
+    trial_days = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Trial of the target plan.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PlayQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("name"), name="play_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
