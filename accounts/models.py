@@ -361,3 +361,56 @@ def movement_kind(*, mrr_before: Decimal, mrr_after: Decimal, paid_before: bool)
     if mrr_after == 0:
         return MrrMovement.Kind.CHURN
     return MrrMovement.Kind.EXPANSION if mrr_after > mrr_before else MrrMovement.Kind.CONTRACTION
+
+
+class AccountIndicator(models.Model):
+    """The indicators of one account and one limit-bearing metric as of a date (see accounts.indicators).
+
+    Upserted by the refresh; pages read these rows instead of recomputing from snapshots.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="indicators")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    as_of = models.DateField()
+    latest = models.FloatField(null=True, blank=True)
+    latest_on = models.DateField(null=True, blank=True)
+    limit = models.FloatField(null=True, blank=True)
+    utilization = models.FloatField(null=True, blank=True)
+    slope_per_day = models.FloatField(null=True, blank=True)
+    days_to_limit = models.FloatField(null=True, blank=True)
+    projected_limit_on = models.DateField(null=True, blank=True)
+    # A band around the projected date from the fit's residuals: the slope's standard error widens it.
+    projected_earliest_on = models.DateField(null=True, blank=True)
+    projected_latest_on = models.DateField(null=True, blank=True)
+    points = models.PositiveSmallIntegerField(default=0, help_text="Snapshots in the 30-day window.")
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "metric"], name="account_indicator_unique")]
+        indexes = [models.Index(fields=["metric", "utilization"], name="indicator_metric_util_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.metric_id} as of {self.as_of}"
+
+
+class AccountEngagement(models.Model):
+    """Engagement indicators of one account over the 30-day window, with the previous window for trends."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="engagement")
+    as_of = models.DateField()
+    logins_per_week = models.FloatField(default=0)
+    logins_per_week_prev = models.FloatField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    active_users_prev = models.PositiveIntegerField(default=0)
+    active_users_per_seat = models.FloatField(null=True, blank=True)
+    active_users_per_seat_prev = models.FloatField(null=True, blank=True)
+    features_used = models.PositiveIntegerField(default=0)
+    features_used_prev = models.PositiveIntegerField(default=0)
+    locked_feature_hits = models.PositiveIntegerField(default=0)
+    locked_feature_hits_prev = models.PositiveIntegerField(default=0)
+    trial_feature_uses = models.PositiveIntegerField(default=0)
+    trial_feature_uses_prev = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Engagement of {self.account_id} as of {self.as_of}"
