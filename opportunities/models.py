@@ -184,3 +184,36 @@ class OpportunityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on #{self.opportunity_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class AccountScore(models.Model):
+    """Every account's latest score with its explanation, flagged or not (the account page explains it)."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="score")
+    as_of = models.DateField()
+    score = models.PositiveSmallIntegerField()
+    reasons = models.JSONField(default=list, blank=True)
+    target_plan = models.ForeignKey(Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(score__lte=100), name="account_score_at_most_100")]
+        indexes = [models.Index(fields=["score"], name="account_score_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.score} as of {self.as_of}"
+
+
+class ScoreHistory(models.Model):
+    """One score per account and day, for the trend on the account page (only non-zero scores are kept)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="score_history")
+    scored_on = models.DateField()
+    score = models.PositiveSmallIntegerField()
+
+    class Meta:
+        verbose_name_plural = "score history"
+        constraints = [models.UniqueConstraint(fields=["account", "scored_on"], name="score_history_unique_day")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.score} on {self.scored_on}"

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.models import Metric, Plan
+from playbooks.rules import RuleSpec
 
 
 class Rule(models.Model):
@@ -34,6 +35,9 @@ class Rule(models.Model):
         null=True, blank=True, help_text="Fires when the limit is projected to be reached within this many days."
     )
     min_logins_per_week = models.FloatField(null=True, blank=True)
+    min_login_percentile = models.FloatField(
+        null=True, blank=True, help_text="Fires when logins rank at or above this percentile (75 = top quartile)."
+    )
     min_locked_feature_hits = models.PositiveIntegerField(
         null=True, blank=True, help_text="Locked-feature hits in the last 30 days."
     )
@@ -55,6 +59,7 @@ class Rule(models.Model):
                     Q(min_utilization__isnull=False)
                     | Q(max_days_to_limit__isnull=False)
                     | Q(min_logins_per_week__isnull=False)
+                    | Q(min_login_percentile__isnull=False)
                     | Q(min_locked_feature_hits__isnull=False)
                     | Q(min_trial_feature_uses__isnull=False)
                 ),
@@ -76,6 +81,24 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def as_spec(self) -> RuleSpec:
+        """The rule as plain data for playbooks.rules (plans must be prefetched)."""
+        return RuleSpec(
+            id=self.pk,
+            name=self.name,
+            weight=self.weight,
+            metric_key=self.metric.key if self.metric_id else None,
+            min_utilization=self.min_utilization,
+            max_days_to_limit=self.max_days_to_limit,
+            min_logins_per_week=self.min_logins_per_week,
+            min_login_percentile=self.min_login_percentile,
+            min_locked_feature_hits=self.min_locked_feature_hits,
+            min_trial_feature_uses=self.min_trial_feature_uses,
+            plan_ids=frozenset(p.pk for p in self.plans.all()),
+            industries=frozenset(self.industries or []),
+            regions=frozenset(self.regions or []),
+        )
 
 
 class ScoringPolicy(models.Model):

@@ -1,0 +1,251 @@
+"""Writes of the accounts app: the set-based indicator refresh."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import models, transaction
+from django.db.models import Count, F, Max, Q, Sum, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from accounts import indicators as ind
+from accounts.models import (
+    Account,
+    AccountEngagement,
+    AccountIndicator,
+    EngagementEvent,
+    Metric,
+    PlanLimit,
+    UsageSnapshot,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 2000
+
+
+class DayOffset(models.Func):
+    """Whole days from a fixed date to a date column: `column − as_of` (≤ 0 inside the window).
+
+    Written per backend so the sums behind the least-squares slope are computed in the database with the
+    same integers on PostgreSQL (date subtraction) and SQLite (julianday difference).
+    """
+
+    output_field = models.FloatField()
+
+    def __init__(self, expression, as_of: dt.date, **extra):
+        self.as_of = as_of
+        super().__init__(expression, **extra)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(({column} - %s::date) AS double precision)", (*params, self.as_of.isoformat())
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(julianday({column}) - julianday(%s) AS REAL)", (*params, self.as_of.isoformat())
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    accounts: int
+    indicators: int
+    chunks: int
+
+
+def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def account_indicators_refresh(
+    *, as_of: dt.date, account_ids: Iterable[int] | None = None, chunk_size: int = CHUNK_SIZE
+) -> RefreshResult:
+    """Recompute and upsert the indicators of the given accounts (all when None) as of `as_of`.
+
+    Works in chunks of accounts with a fixed number of queries per chunk, whatever the chunk's size:
+    accounts, window sums, latest values (plus one fallback for series silent for 30 days), engagement
+    counts, and two upserts. Each chunk commits on its own, so a run killed half-way leaves whole chunks
+    and the next run repairs the rest.
+    """
+    metrics = {m.id: m for m in Metric.objects.filter(kind=Metric.Kind.LIMIT)}
+    limits = {(pl.plan_id, pl.metric_id): pl.limit for pl in PlanLimit.objects.filter(metric_id__in=metrics)}
+    seats_metric_id = next((mid for mid, m in metrics.items() if m.key == "seats"), None)
+    if account_ids is None:
+        ids = list(Account.objects.order_by("pk").values_list("pk", flat=True))
+    else:
+        ids = sorted(set(account_ids))
+    refreshed_at = timezone.now()
+    written = 0
+    chunks = 0
+    for chunk in _chunks(ids, chunk_size):
+        chunks += 1
+        with transaction.atomic():
+            written += _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at)
+    logger.info("Refreshed indicators of %d accounts as of %s in %d chunks", len(ids), as_of, chunks)
+    return RefreshResult(accounts=len(ids), indicators=written, chunks=chunks)
+
+
+def _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at) -> int:
+    plans = dict(Account.objects.filter(pk__in=chunk).values_list("pk", "plan_id"))
+    start = ind.window_start(as_of)
+    in_window = UsageSnapshot.objects.filter(
+        account_id__in=chunk, metric_id__in=metrics, captured_on__gte=start, captured_on__lte=as_of
+    )
+    x = DayOffset("captured_on", as_of)
+    sums = {
+        (row["account_id"], row["metric_id"]): ind.Sums(
+            n=row["n"], sx=row["sx"], sy=row["sy"], sxy=row["sxy"], sxx=row["sxx"], syy=row["syy"]
+        )
+        for row in in_window.values("account_id", "metric_id").annotate(
+            n=Count("id"),
+            sx=Sum(x),
+            sy=Sum("value"),
+            sxy=Sum(x * F("value")),
+            sxx=Sum(x * x),
+            syy=Sum(F("value") * F("value")),
+        )
+    }
+    latest = _latest_values(in_window)
+    silent = [(aid, mid) for aid in plans for mid in metrics if (aid, mid) not in latest]
+    if silent:
+        # Series with nothing in the window still have a latest value from before it.
+        older = UsageSnapshot.objects.filter(
+            account_id__in={aid for aid, _ in silent}, metric_id__in=metrics, captured_on__lt=start
+        )
+        latest.update({key: value for key, value in _latest_values(older).items() if key not in latest})
+
+    empty = ind.Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    rows = []
+    for account_id, plan_id in plans.items():
+        for metric_id in metrics:
+            value, latest_on = latest.get((account_id, metric_id), (None, None))
+            result = ind.limit_indicator(
+                as_of=as_of,
+                latest=value,
+                limit=limits.get((plan_id, metric_id)),
+                sums=sums.get((account_id, metric_id), empty),
+            )
+            rows.append(
+                AccountIndicator(
+                    account_id=account_id,
+                    metric_id=metric_id,
+                    as_of=as_of,
+                    latest=result.latest,
+                    latest_on=latest_on,
+                    limit=result.limit,
+                    utilization=result.utilization,
+                    slope_per_day=result.slope_per_day,
+                    days_to_limit=result.days_to_limit,
+                    projected_limit_on=result.projected_limit_on,
+                    projected_earliest_on=result.projected_earliest_on,
+                    projected_latest_on=result.projected_latest_on,
+                    points=result.points,
+                    refreshed_at=refreshed_at,
+                )
+            )
+    AccountIndicator.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["account", "metric"],
+        update_fields=[
+            "as_of",
+            "latest",
+            "latest_on",
+            "limit",
+            "utilization",
+            "slope_per_day",
+            "days_to_limit",
+            "projected_limit_on",
+            "projected_earliest_on",
+            "projected_latest_on",
+            "points",
+            "refreshed_at",
+        ],
+    )
+    seats = {aid: latest.get((aid, seats_metric_id), (None, None))[0] for aid in plans}
+    _refresh_engagement(list(plans), as_of, seats, refreshed_at)
+    return len(rows)
+
+
+def _latest_values(snapshots) -> dict[tuple[int, int], tuple[float, dt.date]]:
+    """The most recent (value, day) per account and metric among `snapshots`, in one query."""
+    ranked = snapshots.annotate(
+        rank=Window(RowNumber(), partition_by=[F("account_id"), F("metric_id")], order_by=F("captured_on").desc())
+    ).filter(rank=1)
+    return {
+        (aid, mid): (value, day)
+        for aid, mid, value, day in ranked.values_list("account_id", "metric_id", "value", "captured_on")
+    }
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def _refresh_engagement(account_ids: list[int], as_of: dt.date, seats: dict, refreshed_at) -> None:
+    """Engagement of each account over the 30-day window and the 30 days before it, in one query."""
+    now_start = _day_start(ind.window_start(as_of))
+    prev_start = now_start - dt.timedelta(days=ind.WINDOW_DAYS)
+    end = _day_start(as_of + dt.timedelta(days=1))
+    cur = Q(occurred_at__gte=now_start)
+    prev = Q(occurred_at__lt=now_start)
+    kind = EngagementEvent.Kind
+    counts = {
+        row["account_id"]: row
+        for row in EngagementEvent.objects.filter(
+            account_id__in=account_ids, occurred_at__gte=prev_start, occurred_at__lt=end
+        )
+        .values("account_id")
+        .annotate(
+            logins=Count("id", filter=cur & Q(kind=kind.LOGIN)),
+            logins_prev=Count("id", filter=prev & Q(kind=kind.LOGIN)),
+            users=Count("user_ref", distinct=True, filter=cur & ~Q(user_ref="")),
+            users_prev=Count("user_ref", distinct=True, filter=prev & ~Q(user_ref="")),
+            features=Count("feature", distinct=True, filter=cur & Q(kind=kind.FEATURE_USED)),
+            features_prev=Count("feature", distinct=True, filter=prev & Q(kind=kind.FEATURE_USED)),
+            locked=Count("id", filter=cur & Q(kind=kind.LOCKED_FEATURE_HIT)),
+            locked_prev=Count("id", filter=prev & Q(kind=kind.LOCKED_FEATURE_HIT)),
+            trial=Count("id", filter=cur & Q(kind=kind.TRIAL_FEATURE_USED)),
+            trial_prev=Count("id", filter=prev & Q(kind=kind.TRIAL_FEATURE_USED)),
+        )
+    }
+    none: dict = {}
+    rows = []
+    for account_id in account_ids:
+        c = counts.get(account_id, none)
+        users, users_prev = c.get("users", 0), c.get("users_prev", 0)
+        rows.append(
+            AccountEngagement(
+                account_id=account_id,
+                as_of=as_of,
+                logins_per_week=ind.per_week(c.get("logins", 0)),
+                logins_per_week_prev=ind.per_week(c.get("logins_prev", 0)),
+                active_users=users,
+                active_users_prev=users_prev,
+                active_users_per_seat=ind.per_seat(users, seats.get(account_id)),
+                active_users_per_seat_prev=ind.per_seat(users_prev, seats.get(account_id)),
+                features_used=c.get("features", 0),
+                features_used_prev=c.get("features_prev", 0),
+                locked_feature_hits=c.get("locked", 0),
+                locked_feature_hits_prev=c.get("locked_prev", 0),
+                trial_feature_uses=c.get("trial", 0),
+                trial_feature_uses_prev=c.get("trial_prev", 0),
+                refreshed_at=refreshed_at,
+            )
+        )
+    AccountEngagement.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["account"],
+        update_fields=[f.name for f in AccountEngagement._meta.concrete_fields if f.name not in ("id", "account")],
+    )
+
+
+def latest_snapshot_day() -> dt.date | None:
+    """The most recent day any usage was captured (the demo's and backfills' natural `as_of`)."""
+    return UsageSnapshot.objects.aggregate(day=Max("captured_on"))["day"]

@@ -1,0 +1,324 @@
+"""Flagging: scores every account from its indicators and opens, updates or clears opportunities.
+
+Set-based: per chunk of accounts a fixed number of queries reads accounts, indicators, engagement and
+opportunities, and a fixed number writes scores and opportunities. Idempotent: a re-run updates the open
+opportunity's score and reasons; the one-open-opportunity constraint backs this up under concurrency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from accounts.indicators import project_value
+from accounts.models import Account, AccountEngagement, AccountIndicator, Metric, Plan, PlanLimit
+from opportunities.models import AccountScore, Opportunity, OpportunityEvent, Outcome, ScoreHistory, Stage
+from opportunities.sizing import PROJECTION_DAYS, PlanOption, expected_mrr_delta, suggest_target_plan
+from playbooks import rules as scoring
+from playbooks.models import Rule, ScoringPolicy
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 2000
+
+
+@dataclass
+class FlagResult:
+    scored: int = 0
+    created: int = 0
+    updated: int = 0
+    cleared: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Context:
+    as_of: dt.date
+    at: dt.datetime
+    rules: list[scoring.RuleSpec]
+    policy: ScoringPolicy
+    plans: dict[int, PlanOption]
+    metrics: dict[int, Metric]
+    logins_sorted: list[float]
+
+
+def plan_options() -> dict[int, PlanOption]:
+    """Every active plan with its limits by metric key, in two queries."""
+    limits: dict[int, dict[str, float | None]] = {}
+    for plan_id, key, limit in PlanLimit.objects.values_list("plan_id", "metric__key", "limit"):
+        limits.setdefault(plan_id, {})[key] = limit
+    return {
+        p.pk: PlanOption(
+            id=p.pk,
+            rank=p.tier_rank,
+            monthly_price=p.monthly_price,
+            annual_price=p.annual_price,
+            limits=limits.get(p.pk, {}),
+        )
+        for p in Plan.objects.active()
+    }
+
+
+def enabled_rules() -> list[scoring.RuleSpec]:
+    return [
+        rule.as_spec() for rule in Rule.objects.filter(enabled=True).select_related("metric").prefetch_related("plans")
+    ]
+
+
+def opportunities_flag(
+    *, as_of: dt.date, at: dt.datetime, account_ids: Iterable[int] | None = None, chunk_size: int = CHUNK_SIZE
+) -> FlagResult:
+    """Score accounts as of `as_of` and open, update or clear their opportunities (all accounts when None).
+
+    - score ≥ policy threshold, no open opportunity, a higher tier exists, not churned, not cooling off
+      (a lost or snoozed outcome within `cool_off_days`, or a snooze still running): open one in Identify,
+      owned by the account's CSM, with the reasons and the suggested target plan.
+    - an open opportunity: its score and reasons follow the account's.
+    - an open, untouched (Identify-stage) opportunity opened by rules whose score fell below threshold minus
+      the clear margin: closed as "signal cleared". The margin is the hysteresis that stops flapping.
+    """
+    ctx = _Context(
+        as_of=as_of,
+        at=at,
+        rules=enabled_rules(),
+        policy=ScoringPolicy.current(),
+        plans=plan_options(),
+        metrics={m.pk: m for m in Metric.objects.filter(kind=Metric.Kind.LIMIT)},
+        logins_sorted=sorted(AccountEngagement.objects.values_list("logins_per_week", flat=True)),
+    )
+    if account_ids is None:
+        ids = list(Account.objects.order_by("pk").values_list("pk", flat=True))
+    else:
+        ids = sorted(set(account_ids))
+    result = FlagResult()
+    for start in range(0, len(ids), chunk_size):
+        with transaction.atomic():
+            _flag_chunk(ids[start : start + chunk_size], ctx, result)
+    logger.info("Flagging as of %s: %s", as_of, result)
+    return result
+
+
+def _facts(account: dict, indicators: list[dict], engagement: dict | None, ctx: _Context) -> scoring.AccountFacts:
+    metrics = {}
+    for row in indicators:
+        metric = ctx.metrics[row["metric_id"]]
+        metrics[metric.key] = scoring.MetricFacts(
+            key=metric.key,
+            label=metric.label,
+            unit=metric.unit,
+            latest=row["latest"],
+            limit=row["limit"],
+            utilization=row["utilization"],
+            slope_per_day=row["slope_per_day"],
+            days_to_limit=row["days_to_limit"],
+            projected_limit_on=row["projected_limit_on"],
+        )
+    logins = engagement["logins_per_week"] if engagement else 0.0
+    return scoring.AccountFacts(
+        account_id=account["id"],
+        plan_id=account["plan_id"],
+        industry=account["industry"],
+        region=account["region"],
+        metrics=metrics,
+        logins_per_week=logins,
+        login_percentile=scoring.percentile_of(logins, ctx.logins_sorted) if logins else 0.0,
+        locked_feature_hits=engagement["locked_feature_hits"] if engagement else 0,
+        trial_feature_uses=engagement["trial_feature_uses"] if engagement else 0,
+    )
+
+
+def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
+    accounts = list(
+        Account.objects.filter(pk__in=chunk).values(
+            "id", "plan_id", "industry", "region", "status", "owner_id", "billing_period", "mrr", "currency"
+        )
+    )
+    indicators: dict[int, list[dict]] = {}
+    for row in AccountIndicator.objects.filter(account_id__in=chunk).values(
+        "account_id",
+        "metric_id",
+        "latest",
+        "limit",
+        "utilization",
+        "slope_per_day",
+        "days_to_limit",
+        "projected_limit_on",
+    ):
+        indicators.setdefault(row["account_id"], []).append(row)
+    engagement = {
+        row["account_id"]: row
+        for row in AccountEngagement.objects.filter(account_id__in=chunk).values(
+            "account_id", "logins_per_week", "locked_feature_hits", "trial_feature_uses"
+        )
+    }
+    open_opps = {
+        o.account_id: o
+        for o in Opportunity.objects.open()
+        .filter(account_id__in=chunk)
+        .only("id", "account_id", "stage", "source", "score", "reasons", "target_plan_id", "version")
+    }
+    cutoff = ctx.at - dt.timedelta(days=ctx.policy.cool_off_days)
+    cooling = set(
+        Opportunity.objects.filter(account_id__in=chunk)
+        .filter(
+            Q(outcome__in=[Outcome.LOST, Outcome.SNOOZED], closed_at__gte=cutoff)
+            | Q(outcome=Outcome.SNOOZED, snoozed_until__gt=ctx.as_of)
+        )
+        .values_list("account_id", flat=True)
+    )
+
+    threshold = ctx.policy.flag_threshold
+    clear_below = threshold - ctx.policy.clear_margin
+    scores: list[AccountScore] = []
+    history: list[ScoreHistory] = []
+    to_create: list[Opportunity] = []
+    to_update: list[Opportunity] = []
+    to_clear: list[Opportunity] = []
+    skipped = result.skipped
+
+    for account in accounts:
+        facts = _facts(account, indicators.get(account["id"], []), engagement.get(account["id"]), ctx)
+        current = ctx.plans.get(account["plan_id"])
+        churned = account["status"] == Account.Status.CHURNED
+        outcome = scoring.Score(0, []) if churned else scoring.score(ctx.rules, facts)
+        reasons = outcome.reasons_as_data()
+        projected = {key: project_value(m.latest, m.slope_per_day, PROJECTION_DAYS) for key, m in facts.metrics.items()}
+        target = suggest_target_plan(
+            current_rank=current.rank if current else None, plans=list(ctx.plans.values()), projected=projected
+        )
+        scores.append(
+            AccountScore(
+                account_id=account["id"],
+                as_of=ctx.as_of,
+                score=outcome.value,
+                reasons=reasons,
+                target_plan_id=target.id if target else None,
+                computed_at=ctx.at,
+            )
+        )
+        if outcome.value:
+            history.append(ScoreHistory(account_id=account["id"], scored_on=ctx.as_of, score=outcome.value))
+
+        existing = open_opps.get(account["id"])
+        if existing is not None:
+            if (
+                existing.stage == Stage.IDENTIFY
+                and existing.source == Opportunity.Source.RULES
+                and (churned or outcome.value < clear_below)
+            ):
+                existing.score = outcome.value
+                existing.reasons = reasons
+                to_clear.append(existing)
+            elif existing.score != outcome.value or existing.reasons != reasons:
+                existing.score = outcome.value
+                existing.reasons = reasons
+                existing.version = F("version") + 1
+                to_update.append(existing)
+            continue
+        if outcome.value < threshold:
+            continue
+        if churned:
+            skipped["churned"] = skipped.get("churned", 0) + 1
+            continue
+        if target is None:
+            skipped["top_tier"] = skipped.get("top_tier", 0) + 1
+            continue
+        if account["id"] in cooling:
+            skipped["cooling_off"] = skipped.get("cooling_off", 0) + 1
+            continue
+        to_create.append(
+            Opportunity(
+                account_id=account["id"],
+                source=Opportunity.Source.RULES,
+                stage=Stage.IDENTIFY,
+                outcome=Outcome.OPEN,
+                owner_id=account["owner_id"],
+                score=outcome.value,
+                reasons=reasons,
+                target_plan_id=target.id,
+                currency=account["currency"],
+                expected_mrr_delta=expected_mrr_delta(
+                    target=target, billing_period=account["billing_period"], current_mrr=account["mrr"]
+                ),
+                identified_at=ctx.at,
+                stage_entered_at=ctx.at,
+            )
+        )
+
+    AccountScore.objects.bulk_create(
+        scores,
+        update_conflicts=True,
+        unique_fields=["account"],
+        update_fields=["as_of", "score", "reasons", "target_plan", "computed_at"],
+    )
+    ScoreHistory.objects.bulk_create(
+        history, update_conflicts=True, unique_fields=["account", "scored_on"], update_fields=["score"]
+    )
+    result.scored += len(scores)
+    _create(to_create, ctx, result)
+    if to_update:
+        Opportunity.objects.bulk_update(to_update, ["score", "reasons", "version"])
+        result.updated += len(to_update)
+    _clear(to_clear, ctx, result)
+
+
+def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> None:
+    if not to_create:
+        return
+    # A concurrent run (or a CSM opening one by hand) may have won the race for an account: the
+    # constraint turns that into a skipped row instead of a second open opportunity.
+    Opportunity.objects.bulk_create(to_create, ignore_conflicts=True)
+    created = list(
+        Opportunity.objects.filter(
+            account_id__in=[o.account_id for o in to_create],
+            outcome=Outcome.OPEN,
+            source=Opportunity.Source.RULES,
+            identified_at=ctx.at,
+        ).values_list("id", "score", "reasons")
+    )
+    OpportunityEvent.objects.bulk_create(
+        OpportunityEvent(
+            opportunity_id=pk,
+            occurred_at=ctx.at,
+            kind=OpportunityEvent.Kind.CREATED,
+            to_stage=Stage.IDENTIFY,
+            changes={"score": score},
+            message="Flagged by rules: " + "; ".join(r["rule"] for r in reasons),
+        )
+        for pk, score, reasons in created
+    )
+    result.created += len(created)
+
+
+def _clear(to_clear: list[Opportunity], ctx: _Context, result: FlagResult) -> None:
+    if not to_clear:
+        return
+    # Conditional on the stage still being Identify: a CSM who just started working it keeps it.
+    ids = [o.pk for o in to_clear]
+    cleared_ids = list(
+        Opportunity.objects.select_for_update()
+        .filter(pk__in=ids, outcome=Outcome.OPEN, stage=Stage.IDENTIFY)
+        .values_list("pk", flat=True)
+    )
+    Opportunity.objects.filter(pk__in=cleared_ids, outcome=Outcome.OPEN, stage=Stage.IDENTIFY).update(
+        outcome=Outcome.CLEARED, closed_at=ctx.at, version=F("version") + 1
+    )
+    by_id = {o.pk: o for o in to_clear}
+    OpportunityEvent.objects.bulk_create(
+        OpportunityEvent(
+            opportunity_id=pk,
+            occurred_at=ctx.at,
+            kind=OpportunityEvent.Kind.CLOSED,
+            from_stage=Stage.IDENTIFY,
+            to_stage=Stage.IDENTIFY,
+            changes={"outcome": [Outcome.OPEN, Outcome.CLEARED], "score": by_id[pk].score},
+            message=f"Signal cleared: score fell to {by_id[pk].score}, below the clearing level.",
+        )
+        for pk in cleared_ids
+    )
+    result.cleared += len(cleared_ids)
