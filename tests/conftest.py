@@ -45,3 +45,14 @@ def csm_client(client, csm):
 def manager_client(client, manager):
     client.force_login(manager)
     return client
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks inline for this test, whatever broker the suite was started with."""
+    from upsell_crm.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = before
