@@ -369,8 +369,10 @@ class AccountIndicator(models.Model):
     Upserted by the refresh; pages read these rows instead of recomputing from snapshots.
     """
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="indicators")
-    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes: the unique (account, metric) and the (metric, utilization) indexes lead
+    # with these columns, and every index is written again by each refresh's upsert.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="indicators", db_index=False)
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+", db_index=False)
     as_of = models.DateField()
     latest = models.FloatField(null=True, blank=True)
     latest_on = models.DateField(null=True, blank=True)

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Count, F, Max, Q, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts import indicators as ind
+from accounts.bulk import upsert
 from accounts.models import (
     Account,
     AccountEngagement,
@@ -85,38 +86,43 @@ def account_indicators_refresh(
     for chunk in _chunks(ids, chunk_size):
         chunks += 1
         with transaction.atomic():
+            _tune_batch_session()
             written += _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at)
     logger.info("Refreshed indicators of %d accounts as of %s in %d chunks", len(ids), as_of, chunks)
     return RefreshResult(accounts=len(ids), indicators=written, chunks=chunks)
 
 
+def _tune_batch_session() -> None:
+    """Settings for this transaction only, on PostgreSQL: JIT compilation costs ~100 ms a query here and
+    saves nothing on these short aggregates, and a chunk's sort fits in memory with a little more work_mem.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off; SET LOCAL work_mem = '32MB'")
+
+
 def _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at) -> int:
     plans = dict(Account.objects.filter(pk__in=chunk).values_list("pk", "plan_id"))
     start = ind.window_start(as_of)
-    in_window = UsageSnapshot.objects.filter(
-        account_id__in=chunk, metric_id__in=metrics, captured_on__gte=start, captured_on__lte=as_of
-    )
-    x = DayOffset("captured_on", as_of)
-    sums = {
-        (row["account_id"], row["metric_id"]): ind.Sums(
-            n=row["n"], sx=row["sx"], sy=row["sy"], sxy=row["sxy"], sxx=row["sxx"], syy=row["syy"]
-        )
-        for row in in_window.values("account_id", "metric_id").annotate(
-            n=Count("id"),
-            sx=Sum(x),
-            sy=Sum("value"),
-            sxy=Sum(x * F("value")),
-            sxx=Sum(x * x),
-            syy=Sum(F("value") * F("value")),
-        )
-    }
-    latest = _latest_values(in_window)
-    silent = [(aid, mid) for aid in plans for mid in metrics if (aid, mid) not in latest]
+    in_window = window_snapshots(chunk, list(metrics), as_of)
+    sums = {}
+    latest: dict[tuple[int, int], tuple[float, dt.date]] = {}
+    for row in window_sums(in_window, as_of):
+        key = (row["account_id"], row["metric_id"])
+        sums[key] = ind.Sums(n=row["n"], sx=row["sx"], sy=row["sy"], sxy=row["sxy"], sxx=row["sxx"], syy=row["syy"])
+        # Most series report daily: their latest value is the one on as_of (or the day before), which the
+        # same scan reads. Only the others need the ranked look-up below.
+        if row["on_as_of"] and row["last_on"] == as_of:
+            latest[key] = (row["value_on_as_of"], as_of)
+        elif row["on_day_before"] and row["last_on"] == as_of - dt.timedelta(days=1):
+            latest[key] = (row["value_on_day_before"], row["last_on"])
+    unresolved = {aid for aid in plans for mid in metrics if (aid, mid) in sums and (aid, mid) not in latest}
+    if unresolved:
+        latest.update(_latest_values(in_window.filter(account_id__in=unresolved)))
+    silent = {aid for aid in plans for mid in metrics if (aid, mid) not in latest}
     if silent:
         # Series with nothing in the window still have a latest value from before it.
-        older = UsageSnapshot.objects.filter(
-            account_id__in={aid for aid, _ in silent}, metric_id__in=metrics, captured_on__lt=start
-        )
+        older = UsageSnapshot.objects.filter(account_id__in=silent, metric_id__in=metrics, captured_on__lt=start)
         latest.update({key: value for key, value in _latest_values(older).items() if key not in latest})
 
     empty = ind.Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -131,45 +137,64 @@ def _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at)
                 sums=sums.get((account_id, metric_id), empty),
             )
             rows.append(
-                AccountIndicator(
-                    account_id=account_id,
-                    metric_id=metric_id,
-                    as_of=as_of,
-                    latest=result.latest,
-                    latest_on=latest_on,
-                    limit=result.limit,
-                    utilization=result.utilization,
-                    slope_per_day=result.slope_per_day,
-                    days_to_limit=result.days_to_limit,
-                    projected_limit_on=result.projected_limit_on,
-                    projected_earliest_on=result.projected_earliest_on,
-                    projected_latest_on=result.projected_latest_on,
-                    points=result.points,
-                    refreshed_at=refreshed_at,
-                )
+                {
+                    "account_id": account_id,
+                    "metric_id": metric_id,
+                    "as_of": as_of,
+                    "latest": result.latest,
+                    "latest_on": latest_on,
+                    "limit": result.limit,
+                    "utilization": result.utilization,
+                    "slope_per_day": result.slope_per_day,
+                    "days_to_limit": result.days_to_limit,
+                    "projected_limit_on": result.projected_limit_on,
+                    "projected_earliest_on": result.projected_earliest_on,
+                    "projected_latest_on": result.projected_latest_on,
+                    "points": result.points,
+                    "refreshed_at": refreshed_at,
+                }
             )
-    AccountIndicator.objects.bulk_create(
+    upsert(
+        AccountIndicator,
         rows,
-        update_conflicts=True,
         unique_fields=["account", "metric"],
-        update_fields=[
-            "as_of",
-            "latest",
-            "latest_on",
-            "limit",
-            "utilization",
-            "slope_per_day",
-            "days_to_limit",
-            "projected_limit_on",
-            "projected_earliest_on",
-            "projected_latest_on",
-            "points",
-            "refreshed_at",
-        ],
+        update_fields=[name for name in rows[0] if name not in ("account_id", "metric_id")] if rows else [],
     )
     seats = {aid: latest.get((aid, seats_metric_id), (None, None))[0] for aid in plans}
     _refresh_engagement(list(plans), as_of, seats, refreshed_at)
     return len(rows)
+
+
+def window_snapshots(account_ids: list[int], metric_ids: list[int], as_of: dt.date):
+    """The snapshots of the 30-day window ending on `as_of`, served by the (account, metric, day) index."""
+    return UsageSnapshot.objects.filter(
+        account_id__in=account_ids,
+        metric_id__in=metric_ids,
+        captured_on__gte=ind.window_start(as_of),
+        captured_on__lte=as_of,
+    )
+
+
+def window_sums(snapshots, as_of: dt.date):
+    """n, Σx, Σy, Σxy, Σx², Σy² per account and metric, x = days from as_of: one grouped query.
+
+    Also the last day in the window and the values on as_of and the day before (one row per day at most).
+    """
+    x = DayOffset("captured_on", as_of)
+    day_before = as_of - dt.timedelta(days=1)
+    return snapshots.values("account_id", "metric_id").annotate(
+        last_on=Max("captured_on"),
+        on_as_of=Count("id", filter=Q(captured_on=as_of)),
+        value_on_as_of=Sum("value", filter=Q(captured_on=as_of)),
+        on_day_before=Count("id", filter=Q(captured_on=day_before)),
+        value_on_day_before=Sum("value", filter=Q(captured_on=day_before)),
+        n=Count("id"),
+        sx=Sum(x),
+        sy=Sum("value"),
+        sxy=Sum(x * F("value")),
+        sxx=Sum(x * x),
+        syy=Sum(F("value") * F("value")),
+    )
 
 
 def _latest_values(snapshots) -> dict[tuple[int, int], tuple[float, dt.date]]:
@@ -220,29 +245,29 @@ def _refresh_engagement(account_ids: list[int], as_of: dt.date, seats: dict, ref
         c = counts.get(account_id, none)
         users, users_prev = c.get("users", 0), c.get("users_prev", 0)
         rows.append(
-            AccountEngagement(
-                account_id=account_id,
-                as_of=as_of,
-                logins_per_week=ind.per_week(c.get("logins", 0)),
-                logins_per_week_prev=ind.per_week(c.get("logins_prev", 0)),
-                active_users=users,
-                active_users_prev=users_prev,
-                active_users_per_seat=ind.per_seat(users, seats.get(account_id)),
-                active_users_per_seat_prev=ind.per_seat(users_prev, seats.get(account_id)),
-                features_used=c.get("features", 0),
-                features_used_prev=c.get("features_prev", 0),
-                locked_feature_hits=c.get("locked", 0),
-                locked_feature_hits_prev=c.get("locked_prev", 0),
-                trial_feature_uses=c.get("trial", 0),
-                trial_feature_uses_prev=c.get("trial_prev", 0),
-                refreshed_at=refreshed_at,
-            )
+            {
+                "account_id": account_id,
+                "as_of": as_of,
+                "logins_per_week": ind.per_week(c.get("logins", 0)),
+                "logins_per_week_prev": ind.per_week(c.get("logins_prev", 0)),
+                "active_users": users,
+                "active_users_prev": users_prev,
+                "active_users_per_seat": ind.per_seat(users, seats.get(account_id)),
+                "active_users_per_seat_prev": ind.per_seat(users_prev, seats.get(account_id)),
+                "features_used": c.get("features", 0),
+                "features_used_prev": c.get("features_prev", 0),
+                "locked_feature_hits": c.get("locked", 0),
+                "locked_feature_hits_prev": c.get("locked_prev", 0),
+                "trial_feature_uses": c.get("trial", 0),
+                "trial_feature_uses_prev": c.get("trial_prev", 0),
+                "refreshed_at": refreshed_at,
+            }
         )
-    AccountEngagement.objects.bulk_create(
+    upsert(
+        AccountEngagement,
         rows,
-        update_conflicts=True,
         unique_fields=["account"],
-        update_fields=[f.name for f in AccountEngagement._meta.concrete_fields if f.name not in ("id", "account")],
+        update_fields=[name for name in rows[0] if name != "account_id"] if rows else [],
     )
 
 

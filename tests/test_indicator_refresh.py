@@ -195,3 +195,14 @@ def test_it_counts_engagement_in_this_window_and_the_previous_one(account):
     assert e.features_used == 2
     assert e.locked_feature_hits == 6
     assert e.locked_feature_hits_prev == 0
+
+
+@pytest.mark.parametrize("days_back", [1, 4])
+def test_it_takes_the_latest_value_of_a_series_that_stopped_reporting_a_few_days_ago(account, days_back):
+    usage(account, "seats", [1, 2, 3, 4, 5, 6, 7, 8, 9, 3], end=AS_OF - dt.timedelta(days=days_back))
+
+    account_indicators_refresh(as_of=AS_OF)
+
+    row = indicator(account, "seats")
+    assert row.latest == 3
+    assert row.latest_on == AS_OF - dt.timedelta(days=days_back)
