@@ -118,13 +118,13 @@ def days_to_limit(latest: float | None, limit: float | None, slope: float | None
 def projected_date(as_of: dt.date, days: float | None) -> dt.date | None:
     """as_of + ceil(days) days; None when no crossing is projected.
 
-    A day count within 1e-9 of a whole number is that number: 0.8 / 0.1 is 8.000000000000002 in floating
-    point, and must not move the date a day later.
+    A day count within a millionth of a day of a whole number is that number: 0.8 / 0.1 is
+    8.000000000000002 in floating point, and must not move the date a day later.
     """
     if days is None:
         return None
     try:
-        return as_of + dt.timedelta(days=math.ceil(days - 1e-9))
+        return as_of + dt.timedelta(days=math.ceil(days - 1e-6))
     except OverflowError:
         return None
 

@@ -5,6 +5,17 @@ import pytest
 from tests.factories import AccountFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    """Tests run with production settings (DEBUG off) but talk plain HTTP, as behind a TLS proxy, and read
+    static files from the source tree instead of a `collectstatic` manifest."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def csm(db):
     """Casey, a CSM who owns accounts."""

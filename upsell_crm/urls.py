@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from upsell_crm import health
+from upsell_crm.api import urls as api_urls
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -11,5 +12,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
+    path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
 ]
