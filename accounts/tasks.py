@@ -1,10 +1,21 @@
 import datetime as dt
 
 from celery import shared_task
+from django.db import transaction
 
 from accounts.services import account_indicators_refresh
+from accounts.signals import indicators_refreshed
 
 
 @shared_task(name="accounts.refresh_indicators", queue="pipeline", ignore_result=True)
-def refresh_indicators(*, as_of: str, account_ids: list[int] | None = None) -> None:
+def refresh_indicators(*, as_of: str, account_ids: list[int] | None = None, notify: bool = False) -> None:
     account_indicators_refresh(as_of=dt.date.fromisoformat(as_of), account_ids=account_ids)
+    if notify and account_ids:
+        indicators_refreshed.send(sender=refresh_indicators, account_ids=account_ids, as_of=as_of)
+
+
+def refresh_after_ingestion(*, account_ids: list[int], as_of: dt.date) -> None:
+    """Enqueue, once the current transaction commits, the refresh of accounts that just got new usage."""
+    ids = sorted(set(account_ids))
+    if ids:
+        transaction.on_commit(lambda: refresh_indicators.delay(as_of=as_of.isoformat(), account_ids=ids, notify=True))

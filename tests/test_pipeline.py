@@ -99,3 +99,17 @@ def test_the_command_runs_the_pipeline(growing_accounts, capsys):
 
     assert '"accounts": 6' in capsys.readouterr().out
     assert Opportunity.objects.open().exists()
+
+
+def test_new_usage_refreshes_and_rescores_its_accounts_once_committed(
+    growing_accounts, eager_celery, django_capture_on_commit_callbacks
+):
+    from accounts.tasks import refresh_after_ingestion
+
+    touched = growing_accounts[1:3]  # both above 80% of their storage
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_after_ingestion(account_ids=[a.pk for a in touched], as_of=AS_OF)
+
+    assert AccountIndicator.objects.filter(account__in=touched).count() == 2 * 5
+    assert AccountIndicator.objects.exclude(account__in=touched).count() == 0
+    assert set(Opportunity.objects.open().values_list("account_id", flat=True)) == {a.pk for a in touched}
