@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import F, Q
 
+from accounts.bulk import upsert
 from accounts.indicators import project_value
 from accounts.models import Account, AccountEngagement, AccountIndicator, Metric, Plan, PlanLimit
 from opportunities.models import AccountScore, Opportunity, OpportunityEvent, Outcome, ScoreHistory, Stage
@@ -174,8 +175,8 @@ def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
 
     threshold = ctx.policy.flag_threshold
     clear_below = threshold - ctx.policy.clear_margin
-    scores: list[AccountScore] = []
-    history: list[ScoreHistory] = []
+    scores: list[dict] = []
+    history: list[dict] = []
     to_create: list[Opportunity] = []
     to_update: list[Opportunity] = []
     to_clear: list[Opportunity] = []
@@ -192,17 +193,17 @@ def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
             current_rank=current.rank if current else None, plans=list(ctx.plans.values()), projected=projected
         )
         scores.append(
-            AccountScore(
-                account_id=account["id"],
-                as_of=ctx.as_of,
-                score=outcome.value,
-                reasons=reasons,
-                target_plan_id=target.id if target else None,
-                computed_at=ctx.at,
-            )
+            {
+                "account_id": account["id"],
+                "as_of": ctx.as_of,
+                "score": outcome.value,
+                "reasons": reasons,
+                "target_plan_id": target.id if target else None,
+                "computed_at": ctx.at,
+            }
         )
         if outcome.value:
-            history.append(ScoreHistory(account_id=account["id"], scored_on=ctx.as_of, score=outcome.value))
+            history.append({"account_id": account["id"], "scored_on": ctx.as_of, "score": outcome.value})
 
         existing = open_opps.get(account["id"])
         if existing is not None:
@@ -250,15 +251,13 @@ def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
             )
         )
 
-    AccountScore.objects.bulk_create(
+    upsert(
+        AccountScore,
         scores,
-        update_conflicts=True,
         unique_fields=["account"],
         update_fields=["as_of", "score", "reasons", "target_plan", "computed_at"],
     )
-    ScoreHistory.objects.bulk_create(
-        history, update_conflicts=True, unique_fields=["account", "scored_on"], update_fields=["score"]
-    )
+    upsert(ScoreHistory, history, unique_fields=["account", "scored_on"], update_fields=["score"])
     result.scored += len(scores)
     _create(to_create, ctx, result)
     if to_update:
