@@ -444,3 +444,82 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a write sent with an `Idempotency-Key` header, replayed when the key comes again.
+
+    Keys belong to the token that sent them. Only applied writes are recorded, in the same transaction as
+    the write, so a rejected request can be corrected and sent again under the same key.
+    """
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of method, path and raw body: the same key with another request is refused, not replayed.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100)
+    response_body = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="idempotency_key_unique_per_token")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.token_id})"
+
+
+class StripePriceMapping(models.Model):
+    """Which plan a Stripe price stands for. Checked before the price's lookup_key or metadata.plan."""
+
+    price_id = models.CharField(max_length=255, unique=True, help_text="Stripe price id, e.g. price_1MoS37….")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="stripe_prices")
+    description = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.price_id} → {self.plan}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event that was applied; a redelivery of the same event id is acknowledged, not re-applied."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    account = models.ForeignKey(Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    outcome = models.CharField(max_length=200, blank=True, help_text="What the event changed.")
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class SegmentEventMapping(models.Model):
+    """A Segment track event name and the engagement event it becomes. Unmapped track events are ignored."""
+
+    event_name = models.CharField(max_length=200, help_text="Segment's event name, e.g. 'Report Exported'.")
+    kind = models.CharField(max_length=20, choices=EngagementEvent.Kind)
+    feature = models.CharField(
+        max_length=60, blank=True, help_text="Feature key; empty = the event's `feature` property, if any."
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("event_name"), name="segment_event_mapping_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} → {self.get_kind_display()}{f' ({self.feature})' if self.feature else ''}"
+
+
+class SegmentUser(models.Model):
+    """A Segment userId and the account (Segment group) it belongs to, learnt from group and identify calls.
+
+    Track calls rarely carry a groupId: this is how their events find an account.
+    """
+
+    user_id = models.CharField(max_length=200, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user_id} → {self.account_id}"

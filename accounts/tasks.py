@@ -2,6 +2,7 @@ import datetime as dt
 
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.services import account_indicators_refresh
 from accounts.signals import indicators_refreshed
@@ -19,3 +20,11 @@ def refresh_after_ingestion(*, account_ids: list[int], as_of: dt.date) -> None:
     ids = sorted(set(account_ids))
     if ids:
         transaction.on_commit(lambda: refresh_indicators.delay(as_of=as_of.isoformat(), account_ids=ids, notify=True))
+
+
+@shared_task(name="accounts.purge_idempotency_keys", ignore_result=True)
+def purge_idempotency_keys() -> None:
+    # Imported here: the API modules import this one to enqueue refreshes.
+    from accounts.idempotency import REMEMBERED_FOR, idempotency_keys_purge
+
+    idempotency_keys_purge(before=timezone.now() - REMEMBERED_FOR)

@@ -4,6 +4,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from accounts.signals import indicators_refreshed
+from opportunities import billing  # noqa: F401 - connects the won-close receiver of billing upgrades
 
 
 @receiver(indicators_refreshed)
