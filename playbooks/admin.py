@@ -1,0 +1,70 @@
+"""Admin for what admins configure: rules, the scoring policy and plays."""
+
+from django.contrib import admin
+
+from playbooks.models import Play, Rule, ScoringPolicy
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "metric", "weight", "enabled", "updated_at"]
+    list_filter = ["enabled", "metric", "plans"]
+    search_fields = ["name", "description"]
+    list_select_related = ["metric"]
+    filter_horizontal = ["plans"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "weight", "enabled"]}),
+        (
+            "Thresholds (every one that is set must hold)",
+            {
+                "fields": [
+                    "metric",
+                    "min_utilization",
+                    "max_days_to_limit",
+                    "min_logins_per_week",
+                    "min_login_percentile",
+                    "min_locked_feature_hits",
+                    "min_trial_feature_uses",
+                ]
+            },
+        ),
+        ("Applies to", {"fields": ["plans", "industries", "regions"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+
+@admin.register(ScoringPolicy)
+class ScoringPolicyAdmin(admin.ModelAdmin):
+    """A single row: it can be edited, never deleted, and added only when it is missing."""
+
+    list_display = ["__str__", "flag_threshold", "clear_margin", "cool_off_days", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and not ScoringPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = 1
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Play)
+class PlayAdmin(admin.ModelAdmin):
+    list_display = ["name", "target_plan", "prompt_kind", "trial_days", "active", "updated_at"]
+    list_filter = ["active", "prompt_kind", "target_plan"]
+    search_fields = ["name", "description", "email_subject"]
+    list_select_related = ["target_plan"]
+    filter_horizontal = ["rules"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "active", "rules", "target_plan"]}),
+        ("CSM outreach", {"fields": ["talking_points", "case_study_url"]}),
+        ("Email", {"fields": ["email_subject", "email_body"]}),
+        ("In-app prompt", {"fields": ["prompt_kind", "prompt_text", "prompt_cta_label", "prompt_cta_url"]}),
+        ("Trial offer", {"fields": ["trial_days"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
