@@ -37,3 +37,33 @@ def is_manager_or_admin(user) -> bool:
 
 def is_admin(user) -> bool:
     return role_of(user) == Role.ADMIN
+
+
+DOMAIN_APPS = ("accounts", "playbooks", "opportunities")
+MANAGER_PERMISSIONS = (
+    ("accounts", "view_account"),
+    ("accounts", "change_account"),
+    ("opportunities", "view_opportunity"),
+    ("opportunities", "change_opportunity"),
+)
+
+
+def roles_grant_permissions(**kwargs) -> None:
+    """Give the role groups their model permissions, including those of models added after the groups.
+
+    Connected to post_migrate: permissions of new models only exist once their app has migrated, so a
+    data migration alone would leave admins without access to every later model.
+    """
+    from django.contrib.auth.models import Group, Permission
+    from django.db.models import Q
+
+    groups = {g.name: g for g in Group.objects.filter(name__in=[Role.ADMIN, Role.MANAGER])}
+    if Role.ADMIN in groups:
+        groups[Role.ADMIN].permissions.add(
+            *Permission.objects.filter(content_type__app_label__in=DOMAIN_APPS).values_list("pk", flat=True)
+        )
+    if Role.MANAGER in groups:
+        wanted = Q(pk__in=[])
+        for app_label, codename in MANAGER_PERMISSIONS:
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        groups[Role.MANAGER].permissions.add(*Permission.objects.filter(wanted).values_list("pk", flat=True))

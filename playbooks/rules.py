@@ -84,6 +84,8 @@ def fmt_number(value: float) -> str:
     """A compact number for sentences: 92, 1.4, 12,500."""
     if value is None:
         return "—"
+    if 0 < abs(value) < 0.01:
+        return "<0.01"
     if abs(value) >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.2g}"
@@ -91,6 +93,12 @@ def fmt_number(value: float) -> str:
 
 def fmt_date(day: dt.date) -> str:
     return f"{day.day} {day:%b}"
+
+
+def is_noticeable_growth(m: MetricFacts) -> bool:
+    """Growth worth saying out loud: at least 1% of the limit (or of the latest value) over 30 days."""
+    scale = m.limit if m.limit else (m.latest or 0)
+    return scale > 0 and (m.slope_per_day or 0) * 30 >= 0.01 * scale
 
 
 def describe_metric(m: MetricFacts) -> str:
@@ -102,7 +110,7 @@ def describe_metric(m: MetricFacts) -> str:
         text = f"{m.label}: no usage reported against {fmt_number(m.limit)}{unit}"
     else:
         text = f"{m.label} at {m.utilization * 100:.0f}% of {fmt_number(m.limit)}{unit}"
-    if m.slope_per_day and m.slope_per_day > 0:
+    if m.slope_per_day and m.slope_per_day > 0 and is_noticeable_growth(m):
         text += f", growing {fmt_number(m.slope_per_day)}{unit}/day"
     if m.days_to_limit == 0:
         text += ": limit reached"

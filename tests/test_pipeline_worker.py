@@ -34,7 +34,7 @@ def wait_for(predicate, timeout=60.0):
 
 
 @pytest.fixture
-def worker(transactional_db):
+def worker(committed_db):
     before = app.conf.task_always_eager
     app.conf.task_always_eager = False
     with start_worker(app, perform_ping_check=False, queues=["pipeline", "default"], shutdown_timeout=30):

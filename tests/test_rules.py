@@ -92,3 +92,9 @@ def test_it_says_when_a_limit_is_already_reached():
     assert describe_metric(storage(1.05, days=0, projected=dt.date(2026, 11, 20))) == (
         "Storage at 105% of 100 GB: limit reached"
     )
+
+
+def test_it_does_not_mention_growth_too_small_to_matter():
+    # 0.0001 GB a day is 0.003 GB a month against a 100 GB limit: noise, not a trend to tell a customer.
+    assert describe_metric(storage(0.5, slope=0.0001)) == "Storage at 50% of 100 GB"
+    assert describe_metric(storage(0.5, slope=0.05)) == "Storage at 50% of 100 GB, growing 0.05 GB/day"

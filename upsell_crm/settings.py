@@ -222,6 +222,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15),
         "options": {"expires": 50 * 60, "queue": "pipeline"},
     },
+    "purge-idempotency-keys-daily": {
+        "task": "accounts.purge_idempotency_keys",
+        "schedule": crontab(hour=3, minute=40),
+        "options": {"expires": 6 * 60 * 60},
+    },
 }
 
 # --- Logging -------------------------------------------------------------------------------------------
@@ -235,4 +240,8 @@ LOGGING = {
 }
 
 # --- Product settings ----------------------------------------------------------------------------------
+# Webhook secrets: Stripe's endpoint signing secret (whsec_...) and the shared secret set in Segment's
+# Webhooks destination. Empty turns the Stripe endpoint off and Segment's signature and Basic auth off.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+SEGMENT_SHARED_SECRET = env.str("SEGMENT_SHARED_SECRET", default="")
 DEMO_PASSWORD = "demo"  # noqa: S105 - shown on the login page only while DEBUG is on
