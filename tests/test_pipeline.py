@@ -113,4 +113,3 @@ def test_new_usage_refreshes_and_rescores_its_accounts_once_committed(
     assert AccountIndicator.objects.filter(account__in=touched).count() == 2 * 5
     assert AccountIndicator.objects.exclude(account__in=touched).count() == 0
     assert set(Opportunity.objects.open().values_list("account_id", flat=True)) == {a.pk for a in touched}
-
