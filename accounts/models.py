@@ -237,7 +237,9 @@ def size_band_filter(band: str) -> Q:
 class UsageSnapshot(models.Model):
     """The value of one metric for one account on one day (one row per account, metric and day)."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="snapshots")
+    # No single-column index on account: the unique (account, metric, captured_on) index leads with it, and
+    # with it alone PostgreSQL reads the 30-day window through every day of an account's history.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="snapshots")
     value = models.FloatField()
     captured_on = models.DateField()
@@ -262,7 +264,8 @@ class EngagementEvent(models.Model):
         LOCKED_FEATURE_HIT = "locked_feature_hit", "Locked feature hit"
         TRIAL_FEATURE_USED = "trial_feature_used", "Trial feature used"
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    # Indexed by (account, occurred_at) below, which also serves lookups by account alone.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind)
     feature = models.CharField(max_length=60, blank=True)
     user_ref = models.CharField(max_length=100, blank=True, help_text="The customer's user id.")
