@@ -111,7 +111,11 @@ def describe_metric(m: MetricFacts) -> str:
     else:
         text = f"{m.label} at {m.utilization * 100:.0f}% of {fmt_number(m.limit)}{unit}"
     if m.slope_per_day and m.slope_per_day > 0 and is_noticeable_growth(m):
-        text += f", growing {fmt_number(m.slope_per_day)}{unit}/day"
+        # Slow growth reads better per month than as a tiny daily figure.
+        if m.slope_per_day >= 0.1 - 1e-9:
+            text += f", growing {fmt_number(m.slope_per_day)}{unit}/day"
+        else:
+            text += f", growing {fmt_number(m.slope_per_day * 30)}{unit}/month"
     if m.days_to_limit == 0:
         text += ": limit reached"
     elif m.projected_limit_on is not None:

@@ -97,4 +97,5 @@ def test_it_says_when_a_limit_is_already_reached():
 def test_it_does_not_mention_growth_too_small_to_matter():
     # 0.0001 GB a day is 0.003 GB a month against a 100 GB limit: noise, not a trend to tell a customer.
     assert describe_metric(storage(0.5, slope=0.0001)) == "Storage at 50% of 100 GB"
-    assert describe_metric(storage(0.5, slope=0.05)) == "Storage at 50% of 100 GB, growing 0.05 GB/day"
+    assert describe_metric(storage(0.5, slope=0.05)) == "Storage at 50% of 100 GB, growing 1.5 GB/month"
+    assert describe_metric(storage(0.5, slope=0.5)) == "Storage at 50% of 100 GB, growing 0.5 GB/day"
