@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -27,10 +26,12 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
+from accounts import indicators as ind
 from accounts.models import Account, EngagementEvent, Metric, MrrMovement, Plan, PlanLimit, UsageSnapshot
 from accounts.roles import Role
 from opportunities.models import STAGE_ORDER, LostReason, Opportunity, OpportunityEvent, Outcome, Stage
 from playbooks.models import Rule
+from playbooks.rules import MetricFacts, describe_metric
 
 USAGE_DAYS = 120
 """Days of usage history per account and limit-bearing metric, ending on as_of."""
@@ -763,13 +764,8 @@ class OpportunitySpec:
 
 
 def _slope(values: list[float]) -> float | None:
-    """Least-squares slope per day of equally spaced daily values (None with fewer than 7)."""
-    n = len(values)
-    if n < 7:
-        return None
-    mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    sxx = sum((x - mean_x) ** 2 for x in range(n))
-    return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values)) / sxx
+    """Least-squares slope per day of equally spaced daily values, as the refresh computes it."""
+    return ind.least_squares_trend(ind.Sums.of([(float(x), y) for x, y in enumerate(values)])).slope
 
 
 def _fmt(value: float) -> str:
@@ -801,7 +797,14 @@ def usage_reasons(
         latest = window[-1]
         slope = _slope(window)
         to_limit = 0.0 if latest >= limit else (limit - latest) / slope if slope and slope > 0 else None
-        facts[key] = {"utilization": latest / limit, "days_to_limit": to_limit, "latest": latest, "limit": limit}
+        facts[key] = {
+            "utilization": latest / limit,
+            "days_to_limit": to_limit,
+            "latest": latest,
+            "limit": limit,
+            "slope": slope,
+            "projected_on": ind.projected_date(on, to_limit),
+        }
     since = dt.datetime.combine(on - dt.timedelta(days=29), dt.time.min, tzinfo=dt.UTC)
     until = dt.datetime.combine(on, dt.time.max, tzinfo=dt.UTC)
     in_window = [e for e in events if since <= e[4] <= until]
@@ -834,29 +837,26 @@ def usage_reasons(
             or (signal == "days_to_limit" and not 0 < value <= threshold)
         ):
             continue
-        text = _metric_text(by_key[key], fact) if signal == "utilization" else _forecast_text(by_key[key], fact)
+        text = _metric_text(by_key[key], fact)
         reasons.append(_reason(name, rule_ids, points, text, key, {signal: round(value, 4)}))
     reasons.sort(key=lambda r: -r["points"])
     return reasons
 
 
 def _metric_text(metric: MetricInfo, fact: dict) -> str:
-    """'Storage at 92% of 100 GB, full in ~12 days'."""
-    unit = f" {metric.unit}" if metric.unit else ""
-    text = f"{metric.label} at {fact['utilization'] * 100:.0f}% of {_fmt(fact['limit'])}{unit}"
-    if fact["days_to_limit"] == 0:
-        return text + ": limit reached"
-    if fact["days_to_limit"] is not None:
-        return text + f", full in ~{math.ceil(fact['days_to_limit'])} days"
-    return text
-
-
-def _forecast_text(metric: MetricInfo, fact: dict) -> str:
-    """'Seats full in ~9 days (4 of 5 users)'."""
-    unit = f" {metric.unit}" if metric.unit else ""
-    return (
-        f"{metric.label} full in ~{math.ceil(fact['days_to_limit'])} days "
-        f"({_fmt(fact['latest'])} of {_fmt(fact['limit'])}{unit})"
+    """The flagging engine's own sentence: 'Storage at 92% of 100 GB, growing 1.4 GB/day: full around 3 Dec'."""
+    return describe_metric(
+        MetricFacts(
+            key=metric.key,
+            label=metric.label,
+            unit=metric.unit,
+            latest=fact["latest"],
+            limit=fact["limit"],
+            utilization=fact["utilization"],
+            slope_per_day=fact.get("slope"),
+            days_to_limit=fact["days_to_limit"],
+            projected_limit_on=fact.get("projected_on"),
+        )
     )
 
 
