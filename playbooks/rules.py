@@ -91,8 +91,9 @@ def fmt_number(value: float) -> str:
     return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
-def fmt_date(day: dt.date) -> str:
-    return f"{day.day} {day:%b}"
+def fmt_date(day: dt.date, *, with_year: bool = False) -> str:
+    """'3 Dec', or '3 Dec 2028' when the year is not the obvious one."""
+    return f"{day.day} {day:%b} {day.year}" if with_year else f"{day.day} {day:%b}"
 
 
 def is_noticeable_growth(m: MetricFacts) -> bool:
@@ -119,7 +120,9 @@ def describe_metric(m: MetricFacts) -> str:
     if m.days_to_limit == 0:
         text += ": limit reached"
     elif m.projected_limit_on is not None:
-        text += f": full around {fmt_date(m.projected_limit_on)}"
+        # Beyond ~10 months a bare '5 Dec' would read as this December.
+        far = m.days_to_limit is not None and m.days_to_limit > 300
+        text += f": full around {fmt_date(m.projected_limit_on, with_year=far)}"
     return text
 
 

@@ -99,3 +99,9 @@ def test_it_does_not_mention_growth_too_small_to_matter():
     assert describe_metric(storage(0.5, slope=0.0001)) == "Storage at 50% of 100 GB"
     assert describe_metric(storage(0.5, slope=0.05)) == "Storage at 50% of 100 GB, growing 1.5 GB/month"
     assert describe_metric(storage(0.5, slope=0.5)) == "Storage at 50% of 100 GB, growing 0.5 GB/day"
+
+
+def test_it_names_the_year_of_a_crossing_more_than_ten_months_away():
+    far = storage(0.82, slope=0.02, days=875, projected=dt.date(2028, 12, 5))
+
+    assert describe_metric(far).endswith("full around 5 Dec 2028")
