@@ -1,4 +1,4 @@
-"""The home page of each role, the account list and the account page."""
+"""The account list and the login page (home and the account page live in opportunities.views)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from accounts import selectors
 from accounts.filters import AccountFilter
-from accounts.roles import Role, is_manager_or_admin, role_of
+from accounts.roles import Role, is_manager_or_admin
 
 ACCOUNTS_PER_PAGE = 25
 # The users `seed_demo` creates, offered as one-click logins while DEBUG is on.
@@ -27,47 +25,6 @@ DEMO_LOGINS = [
     ("manager", Role.MANAGER),
     ("admin", Role.ADMIN),
 ]
-# Admin pages linked from the admin's home, most used first; the admin index closes the list.
-ADMIN_LINKS = [
-    ("admin:accounts_plan_changelist", "Plans", "Tiers, prices, limits and features"),
-    ("admin:accounts_metric_changelist", "Metrics", "What usage is measured, and in which unit"),
-    ("admin:playbooks_rule_changelist", "Rules", "Thresholds and rules that flag upsell candidates"),
-    ("admin:playbooks_play_changelist", "Plays", "Email templates, in-app prompts and trial offers"),
-    ("admin:auth_user_changelist", "Users", "CSMs, managers and admins"),
-    ("admin:index", "Everything else", "The full administration site"),
-]
-
-
-def _admin_links() -> list[dict]:
-    """The ADMIN_LINKS whose admin pages exist (a model may not be registered in the admin)."""
-    links = []
-    for name, title, text in ADMIN_LINKS:
-        try:
-            links.append({"url": reverse(name), "title": title, "text": text})
-        except NoReverseMatch:
-            continue
-    return links
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """What each role starts the day with: a CSM's book, a manager's pipeline, an admin's catalogue."""
-    role = role_of(request.user)
-    context: dict = {"role": role}
-    if role == Role.ADMIN:
-        context["catalogue"] = selectors.plan_catalogue()
-        context["admin_links"] = _admin_links()
-    elif role == Role.MANAGER:
-        context["totals"] = selectors.organisation_totals()
-        context["stages"] = selectors.open_opportunities_per_stage()
-        context["owners"] = selectors.accounts_per_owner()
-    elif role == Role.CSM:
-        context["book"] = selectors.csm_book_totals(user=request.user)
-        context["near_limit"] = list(selectors.near_limit_accounts(user=request.user))
-        context["near_limit_count"] = selectors.near_limit_account_count(user=request.user)
-        context["opportunities"] = list(selectors.top_open_opportunities(user=request.user))
-        context["open_opportunity_count"] = selectors.open_opportunity_count(user=request.user)
-    return render(request, "home.html", context)
 
 
 @require_GET
@@ -97,25 +54,6 @@ def account_list(request: HttpRequest) -> HttpResponse:
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
-
-
-@require_GET
-def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One account: who they are, usage against limits with trends, MRR history and opportunities."""
-    account = get_object_or_404(selectors.account_detail(user=request.user), pk=pk)
-    metrics = selectors.limit_metrics()
-    today = timezone.localdate()
-    series = selectors.account_usage_series(account, metrics, until=today)
-    context = {
-        "account": account,
-        "usage": series,
-        "has_usage": any(item.indicator or item.values for item in series),
-        "usage_chart_data": [item.as_chart_data() for item in series],
-        "movements": account.movement_list,
-        "mrr_chart_data": selectors.mrr_history_chart_data(account.movement_list, until=today),
-        "opportunities": account.opportunity_list,
-    }
-    return render(request, "accounts/detail.html", context)
 
 
 class LoginView(auth_views.LoginView):

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from opportunities.models import AccountScore, LostReason, Opportunity, OpportunityEvent, ScoreHistory
+from opportunities.models import AccountScore, LostReason, Note, Opportunity, OpportunityEvent, ScoreHistory
 
 
 class ReadOnlyAdminMixin:
@@ -91,4 +91,14 @@ class ScoreHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["account__name", "account__external_id"]
     list_select_related = ["account"]
     date_hierarchy = "scored_on"
+    show_full_result_count = False
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["account", "opportunity", "author", "created_at"]
+    search_fields = ["account__name", "account__external_id", "body"]
+    list_select_related = ["account", "opportunity__account", "author"]
+    raw_id_fields = ["account", "opportunity", "author"]
+    date_hierarchy = "created_at"
     show_full_result_count = False

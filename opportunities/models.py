@@ -217,3 +217,22 @@ class ScoreHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.score} on {self.scored_on}"
+
+
+class Note(models.Model):
+    """A CSM's free-text note on an account, optionally about one of its opportunities. Rendered escaped."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="notes")
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(body=""), name="note_body_not_empty")]
+        indexes = [models.Index(fields=["account", "created_at"], name="note_account_time_idx")]
+
+    def __str__(self) -> str:
+        return f"Note {self.pk} on {self.account_id} at {self.created_at:%Y-%m-%d %H:%M}"

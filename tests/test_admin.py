@@ -24,7 +24,7 @@ from accounts.models import (
     StripePriceMapping,
 )
 from accounts.tokens import api_token_create
-from opportunities.models import AccountScore, OpportunityEvent, ScoreHistory
+from opportunities.models import AccountScore, Note, OpportunityEvent, ScoreHistory
 from playbooks.models import Play
 from tests.factories import (
     AccountFactory,
@@ -54,6 +54,7 @@ def populate(account) -> None:
     MrrMovementFactory(account=account)
     opportunity = OpportunityFactory(account=account)
     OpportunityEvent.objects.create(opportunity=opportunity, occurred_at=now, kind=OpportunityEvent.Kind.CREATED)
+    Note.objects.create(account=account, opportunity=opportunity, body="Called about seats", created_at=now)
     AccountIndicator.objects.create(
         account=account, metric=seats, as_of=today, latest=4, limit=5, utilization=0.8, refreshed_at=now
     )

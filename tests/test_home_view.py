@@ -13,18 +13,6 @@ from tests.factories import AccountFactory, OpportunityFactory, UserFactory, met
 HOME_URL = reverse("home")
 
 
-@pytest.fixture(autouse=True)
-def _plain_http_unhashed_static_and_fast_hashing(settings):
-    # Tests run with DEBUG off: without these the app would redirect to HTTPS and look static files up in
-    # the manifest that only `collectstatic` writes. Every persona gets a password, quickly hashed.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def near_limit(account, key="storage_gb", *, latest=9.5, limit=10):
     AccountIndicator.objects.create(
         account=account,

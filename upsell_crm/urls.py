@@ -2,16 +2,26 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import urls as account_urls
 from accounts import views as account_views
+from opportunities import views as opportunity_views
 from upsell_crm import health
 from upsell_crm.api import urls as api_urls
 
+# The "accounts" namespace joins the list (accounts) and the account page (opportunities, which may read
+# both apps); here is the one place allowed to import every app.
+account_patterns = [
+    *account_urls.urlpatterns,
+    path("<int:pk>/", opportunity_views.account_detail, name="detail"),
+]
+
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", opportunity_views.home, name="home"),
     path("login/", account_views.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
-    path("accounts/", include("accounts.urls")),
+    path("accounts/", include((account_patterns, account_urls.app_name))),
+    path("", include("opportunities.urls")),
     path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
 ]

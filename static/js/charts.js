@@ -61,6 +61,19 @@
         name: metric.label,
         hovertemplate: "%{y:,.4~g}" + unit + "<extra></extra>"
       }];
+      if (metric.projection) {
+        // Where the 30-day trend meets the limit: a dashed line from today's value to the crossing day.
+        traces.push({
+          x: metric.projection.dates,
+          y: metric.projection.values,
+          type: "scatter",
+          mode: "lines+markers",
+          line: { color: colors.limit, width: 1.5, dash: "dot" },
+          marker: { color: colors.limit, size: [0, metric.projection.crosses ? 7 : 0], symbol: "x" },
+          name: "Projection",
+          hovertemplate: "projected %{y:,.4~g}" + unit + " on %{x|%b %-d}<extra></extra>"
+        });
+      }
       if (metric.limit !== null) {
         var highest = Math.max.apply(null, metric.values.concat([metric.limit]));
         layout.yaxis.range = [0, highest * 1.12];

@@ -1,0 +1,568 @@
+"""The screens where accounts meet their opportunities: each role's home, the CSM's queue, the account page
+and the forms that work an opportunity from Identify to Close."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import selectors as account_selectors
+from accounts.roles import Role, is_manager_or_admin, role_of
+from opportunities import emails, selectors, services
+from opportunities.filters import QueueFilter
+from opportunities.forms import (
+    DEFAULT_TRIAL_DAYS,
+    AdvanceForm,
+    AssignForm,
+    CloseForm,
+    EmailForm,
+    NoteForm,
+    PresentForm,
+    QualifyForm,
+    ReopenForm,
+    SnoozeForm,
+    yes_no_initial,
+)
+from opportunities.models import Opportunity, Outcome, Stage
+from opportunities.roi import RoiInputs, roi_calculate
+
+QUEUE_PER_PAGE = 25
+LOCKED_FEATURE_DAYS = 30
+# Admin pages linked from the admin's home, most used first; the admin index closes the list.
+ADMIN_LINKS = [
+    ("admin:accounts_plan_changelist", "Plans", "Tiers, prices, limits and features"),
+    ("admin:accounts_metric_changelist", "Metrics", "What usage is measured, and in which unit"),
+    ("admin:playbooks_rule_changelist", "Rules", "Thresholds and rules that flag upsell candidates"),
+    ("admin:playbooks_play_changelist", "Plays", "Email templates, in-app prompts and trial offers"),
+    ("admin:auth_user_changelist", "Users", "CSMs, managers and admins"),
+    ("admin:index", "Everything else", "The full administration site"),
+]
+
+
+def _admin_links() -> list[dict]:
+    """The ADMIN_LINKS whose admin pages exist (a model may not be registered in the admin)."""
+    links = []
+    for name, title, text in ADMIN_LINKS:
+        try:
+            links.append({"url": reverse(name), "title": title, "text": text})
+        except NoReverseMatch:
+            continue
+    return links
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """What each role starts the day with: a CSM's book, a manager's pipeline, an admin's catalogue."""
+    role = role_of(request.user)
+    context: dict = {"role": role}
+    if role == Role.ADMIN:
+        context["catalogue"] = account_selectors.plan_catalogue()
+        context["admin_links"] = _admin_links()
+    elif role == Role.MANAGER:
+        context["totals"] = account_selectors.organisation_totals()
+        context["stages"] = selectors.open_opportunities_per_stage()
+        context["owners"] = account_selectors.accounts_per_owner()
+    elif role == Role.CSM:
+        context["book"] = account_selectors.csm_book_totals(user=request.user)
+        context["near_limit"] = list(account_selectors.near_limit_accounts(user=request.user))
+        context["near_limit_count"] = account_selectors.near_limit_account_count(user=request.user)
+        context["opportunities"] = list(selectors.top_open_opportunities(user=request.user))
+        context["open_opportunity_count"] = selectors.open_opportunity_count(user=request.user)
+    return render(request, "home.html", context)
+
+
+# --- The queue -------------------------------------------------------------------------------------------
+
+
+def _with_days_in_stage(opportunity: Opportunity, *, today: dt.date) -> Opportunity:
+    opportunity.days_in_stage = max((today - timezone.localdate(opportunity.stage_entered_at)).days, 0)
+    opportunity.back_from_snooze = opportunity.outcome == Outcome.SNOOZED
+    opportunity.next_stage = services.NEXT_STAGE.get(Stage(opportunity.stage))
+    return opportunity
+
+
+def _row_context(request: HttpRequest, *, today: dt.date) -> dict:
+    manager = is_manager_or_admin(request.user)
+    return {
+        "today": today,
+        "show_owner": manager,
+        "owners": list(AssignForm().fields["owner"].queryset) if manager else [],
+        "snooze_default": today + dt.timedelta(days=DEFAULT_TRIAL_DAYS),
+    }
+
+
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    """The open opportunities a CSM works (every one for a manager), ranked by score; HTMX gets the results."""
+    today = timezone.localdate()
+    manager = is_manager_or_admin(request.user)
+    filterset = QueueFilter(
+        request.GET or None, queryset=selectors.queue(user=request.user, today=today), request=request
+    )
+    allowed = None if manager else set(selectors.QUEUE_SORTS) - {"owner"}
+    sort_key, descending = selectors.parse_queue_sort(request.GET.get("sort"), allowed=allowed)
+    page = Paginator(
+        selectors.queue_sorted(filterset.qs, key=sort_key, descending=descending), QUEUE_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    rows = [_with_days_in_stage(opportunity, today=today) for opportunity in page.object_list]
+    context = {
+        **_row_context(request, today=today),
+        "filter": filterset,
+        "page": page,
+        "rows": rows,
+        "sort_key": sort_key,
+        "sort_descending": descending,
+        "sort_value": f"-{sort_key}" if descending else sort_key,
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "opportunities/queue.html#results" if partial else "opportunities/queue.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- The account page ------------------------------------------------------------------------------------
+
+
+def _current_opportunity(opportunities: list[Opportunity], *, today: dt.date) -> Opportunity | None:
+    """The opportunity the panel works: the open one, else a snoozed one whose day has come."""
+    for opportunity in opportunities:
+        if opportunity.outcome == Outcome.OPEN:
+            return opportunity
+    for opportunity in opportunities:
+        if opportunity.outcome == Outcome.SNOOZED and opportunity.snoozed_until and opportunity.snoozed_until <= today:
+            return opportunity
+    return None
+
+
+def _panel_forms(request: HttpRequest, opportunity: Opportunity, *, today: dt.date) -> dict:
+    """Unbound forms for the opportunity's stage, drawn at its current version."""
+    version = {"version": opportunity.version}
+    account = opportunity.account
+    forms: dict = {"advance_form": AdvanceForm(initial=version), "snooze_form": SnoozeForm(initial=version)}
+    forms["close_form"] = CloseForm(
+        initial={
+            **version,
+            "outcome": Outcome.WON,
+            "plan": opportunity.target_plan_id,
+            "mrr_delta": opportunity.expected_mrr_delta,
+            "snoozed_until": today + dt.timedelta(days=30),
+        },
+        today=today,
+    )
+    if opportunity.stage == Stage.QUALIFY:
+        answers = opportunity.qualification or {}
+        forms["qualify_form"] = QualifyForm(
+            initial={
+                **version,
+                **answers,
+                "need_confirmed": yes_no_initial(answers.get("need_confirmed")),
+                "budget_confirmed": yes_no_initial(answers.get("budget_confirmed")),
+                "next_step_on": opportunity.next_step_on,
+            }
+        )
+    if opportunity.stage in (Stage.PRESENT, Stage.CLOSE):
+        roi_inputs = opportunity.roi_inputs or {}
+        suggested = opportunity.target_plan_id or (opportunity.play.target_plan_id if opportunity.play else None)
+        forms["present_form"] = PresentForm(
+            initial={
+                **version,
+                "target_plan": suggested,
+                "value_proposition": roi_inputs.get("value_proposition", ""),
+                "hours_saved_per_month": roi_inputs.get("hours_saved_per_month", 0),
+                "hourly_cost": roi_inputs.get("hourly_cost", 0),
+                "avoided_per_month": roi_inputs.get("avoided_per_month", 0),
+                "trial": bool(opportunity.trial_ends_on),
+                **({"trial_ends_on": opportunity.trial_ends_on} if opportunity.trial_ends_on else {}),
+                "next_step_on": opportunity.next_step_on,
+            },
+            current_plan=account.plan,
+            today=today,
+            trial_days=opportunity.play.trial_days if opportunity.play else None,
+        )
+        if opportunity.target_plan_id:
+            subject, body = emails.draft(opportunity, sender=request.user)
+            # Accounts carry no contact address: the CSM types the customer's.
+            forms["email_form"] = EmailForm(initial={**version, "subject": subject, "body": body})
+    return forms
+
+
+def _panel_context(request: HttpRequest, opportunity: Opportunity | None, *, today: dt.date, **bound) -> dict:
+    context: dict = {"opportunity": opportunity, "today": today, "note_form": NoteForm()}
+    if opportunity is not None:
+        context.update(_panel_forms(request, opportunity, today=today))
+        context.update(bound)
+        if opportunity.roi_inputs:
+            inputs = {
+                key: _decimal(opportunity.roi_inputs.get(key))
+                for key in ("hours_saved_per_month", "hourly_cost", "avoided_per_month", "price_delta_per_month")
+            }
+            # ROI inputs saved by other means (imports, the demo) may lack the price delta: take it from the plans.
+            if "price_delta_per_month" not in opportunity.roi_inputs and opportunity.target_plan_id:
+                current = opportunity.account.plan.monthly_price if opportunity.account.plan_id else 0
+                inputs["price_delta_per_month"] = opportunity.target_plan.monthly_price - current
+            context["roi"] = roi_calculate(RoiInputs(**inputs))
+    return context
+
+
+def _decimal(value) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) -> dict:
+    metrics = account_selectors.limit_metrics()
+    series = account_selectors.account_usage_series(account, metrics, until=today)
+    opportunity = _current_opportunity(account.opportunity_list, today=today)
+    score = selectors.account_score(account)
+    suggested = (opportunity.target_plan if opportunity else None) or (score.target_plan if score else None)
+    since = timezone.now() - dt.timedelta(days=LOCKED_FEATURE_DAYS)
+    return {
+        "account": account,
+        "usage": series,
+        "has_usage": any(item.indicator or item.values for item in series),
+        "usage_chart_data": [selectors.usage_chart_data(item) for item in series],
+        "movements": account.movement_list,
+        "mrr_chart_data": account_selectors.mrr_history_chart_data(account.movement_list, until=today),
+        "opportunities": account.opportunity_list,
+        "score": score,
+        "comparison": selectors.plan_comparison(current=account.plan, suggested=suggested),
+        "locked_features": selectors.locked_feature_hits(account, since=since),
+        "engagement": selectors.engagement_trend(account),
+        "locked_feature_days": LOCKED_FEATURE_DAYS,
+        "timeline": selectors.account_timeline(account, movements=account.movement_list),
+        **_panel_context(request, opportunity, today=today, **bound),
+    }
+
+
+@require_GET
+def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One account: usage against limits with projections, the score explained, plans compared, MRR history,
+    the timeline, and the panel that works its open opportunity."""
+    account = get_object_or_404(selectors.account_page(user=request.user), pk=pk)
+    return render(request, "accounts/detail.html", _account_context(request, account, today=timezone.localdate()))
+
+
+# --- Working an opportunity ------------------------------------------------------------------------------
+
+
+def _opportunity_or_404(request: HttpRequest, pk: int) -> Opportunity:
+    # Another CSM's opportunity does not exist as far as this user is concerned, forged posts included.
+    return get_object_or_404(selectors.opportunity_for(user=request.user, pk=pk))
+
+
+def _with_messages(request: HttpRequest, html: str) -> str:
+    return html + render_to_string("partials/messages.html", {"oob": True}, request=request)
+
+
+def _panel_response(request: HttpRequest, opportunity: Opportunity, *, status: int = 200, **bound) -> HttpResponse:
+    """The fresh panel (and timeline, out of band) for HTMX; without JavaScript, back to the account page."""
+    if request.POST.get("from") == "queue":
+        return _row_response(request, opportunity, status=status)
+    if not request.htmx:
+        if status == 200:
+            return redirect(opportunity.account.get_absolute_url() + "#work")
+        account = get_object_or_404(selectors.account_page(user=request.user), pk=opportunity.account_id)
+        context = _account_context(request, account, today=timezone.localdate(), **bound)
+        return render(request, "accounts/detail.html", context, status=status)
+    today = timezone.localdate()
+    opportunity = _opportunity_or_404(request, opportunity.pk)
+    account = get_object_or_404(selectors.account_page(user=request.user), pk=opportunity.account_id)
+    context = _panel_context(request, opportunity, today=today, **bound)
+    context["account"] = account
+    html = render_to_string("accounts/detail.html#work-panel", context, request=request)
+    # The timeline and the opportunity list below the panel change with every step: refresh them out of band.
+    others = {
+        "account": account,
+        "opportunity": opportunity,
+        "opportunities": account.opportunity_list,
+        "timeline": selectors.account_timeline(account, movements=account.movement_list),
+        "oob": True,
+    }
+    html += render_to_string("accounts/detail.html#timeline", others, request=request)
+    html += render_to_string("accounts/detail.html#opportunities", others, request=request)
+    return HttpResponse(_with_messages(request, html), status=status)
+
+
+def _row_response(request: HttpRequest, opportunity: Opportunity, *, status: int = 200) -> HttpResponse:
+    today = timezone.localdate()
+    opportunity = _opportunity_or_404(request, opportunity.pk)
+    context = {**_row_context(request, today=today), "opportunity": _with_days_in_stage(opportunity, today=today)}
+    context["in_queue"] = opportunity.outcome == Outcome.OPEN or (
+        opportunity.outcome == Outcome.SNOOZED and opportunity.snoozed_until <= today
+    )
+    if not request.htmx:
+        return redirect(reverse("opportunities:queue"))
+    html = render_to_string("opportunities/queue.html#row", context, request=request)
+    return HttpResponse(_with_messages(request, html), status=status)
+
+
+def _run(request: HttpRequest, opportunity: Opportunity, action, *, success: str, **bound) -> HttpResponse:
+    """Run one service call; a stale version answers 409 with a fresh panel, a refused step 422."""
+    try:
+        action()
+    except services.Conflict:
+        messages.warning(request, "Someone changed this opportunity meanwhile. Here it is as it stands now.")
+        return _panel_response(request, opportunity, status=409)
+    except services.TransitionNotAllowed as error:
+        messages.error(request, str(error))
+        return _panel_response(request, opportunity, status=422, **bound)
+    messages.success(request, success)
+    return _panel_response(request, opportunity)
+
+
+def _invalid(request: HttpRequest, opportunity: Opportunity, **bound) -> HttpResponse:
+    form = next(iter(bound.values()))
+    if "version" in form.errors:
+        return _panel_response(request, opportunity, status=409)
+    messages.error(request, "Please check the highlighted fields.")
+    return _panel_response(request, opportunity, status=422, **bound)
+
+
+@require_POST
+def opportunity_advance(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    form = AdvanceForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, advance_form=form)
+    to = Stage(form.cleaned_data["to"])
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_advance(
+            opportunity=opportunity, to=to, by=request.user, at=timezone.now(), version=form.cleaned_data["version"]
+        ),
+        success=f"{opportunity.account.name} moved to {to.label}.",
+    )
+
+
+@require_POST
+def opportunity_snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    form = SnoozeForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, snooze_form=form)
+    until = form.cleaned_data["until"]
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_snooze(
+            opportunity=opportunity,
+            until=until,
+            by=request.user,
+            at=timezone.now(),
+            version=form.cleaned_data["version"],
+        ),
+        success=f"{opportunity.account.name} snoozed until {until:%b %-d}.",
+    )
+
+
+@require_POST
+def opportunity_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    form = ReopenForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, reopen_form=form)
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_reopen(
+            opportunity=opportunity, by=request.user, at=timezone.now(), version=form.cleaned_data["version"]
+        ),
+        success=f"{opportunity.account.name} is back in your queue.",
+    )
+
+
+@require_POST
+def opportunity_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, assign_form=form)
+    owner = form.cleaned_data["owner"]
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_assign(
+            opportunity=opportunity,
+            owner=owner,
+            by=request.user,
+            at=timezone.now(),
+            version=form.cleaned_data["version"],
+        ),
+        success=f"{opportunity.account.name} assigned to {owner.get_full_name() or owner.username}.",
+    )
+
+
+@require_POST
+def opportunity_qualify(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    form = QualifyForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, qualify_form=form)
+    move_on = request.POST.get("action") == "move_on"
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_qualify(
+            opportunity=opportunity,
+            answers=form.answers,
+            move_on=move_on,
+            next_step_on=form.cleaned_data["next_step_on"],
+            by=request.user,
+            at=timezone.now(),
+            version=form.cleaned_data["version"],
+        ),
+        success="Qualified: on to Present." if move_on else "Qualification saved.",
+        qualify_form=form,
+    )
+
+
+@require_POST
+def opportunity_present(request: HttpRequest, pk: int) -> HttpResponse:
+    opportunity = _opportunity_or_404(request, pk)
+    today = timezone.localdate()
+    form = PresentForm(
+        request.POST,
+        current_plan=opportunity.account.plan,
+        today=today,
+        trial_days=opportunity.play.trial_days if opportunity.play else None,
+    )
+    if not form.is_valid():
+        return _invalid(request, opportunity, present_form=form)
+    data = form.cleaned_data
+    account = opportunity.account
+    roi = RoiInputs(
+        hours_saved_per_month=data["hours_saved_per_month"],
+        hourly_cost=data["hourly_cost"],
+        avoided_per_month=data["avoided_per_month"],
+        price_delta_per_month=data["target_plan"].monthly_price - (account.plan.monthly_price if account.plan else 0),
+    )
+    move_on = request.POST.get("action") == "move_on"
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_present(
+            opportunity=opportunity,
+            target_plan=data["target_plan"],
+            value_proposition=data["value_proposition"],
+            roi=roi,
+            trial_ends_on=data["trial_ends_on"],
+            move_on=move_on,
+            next_step_on=data["next_step_on"],
+            by=request.user,
+            at=timezone.now(),
+            version=data["version"],
+        ),
+        success="Presented: on to Close." if move_on else "Presentation saved with its ROI.",
+        present_form=form,
+    )
+
+
+@require_POST
+def opportunity_email(request: HttpRequest, pk: int) -> HttpResponse:
+    """Preview the edited email (nothing is sent), or send it and record it in the timeline."""
+    opportunity = _opportunity_or_404(request, pk)
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, opportunity, email_form=form)
+    data = form.cleaned_data
+    if request.POST.get("action") != "send":
+        return _panel_response(request, opportunity, email_form=form, email_preview=data)
+    return _run(
+        request,
+        opportunity,
+        lambda: services.opportunity_email_send(
+            opportunity=opportunity,
+            to=[data["to"]],
+            subject=data["subject"],
+            body=data["body"],
+            by=request.user,
+            at=timezone.now(),
+            version=data["version"],
+        ),
+        success=f"Email sent to {data['to']}.",
+        email_form=form,
+    )
+
+
+@require_POST
+def opportunity_close(request: HttpRequest, pk: int) -> HttpResponse:
+    """Close as won (new plan, actual MRR change), lost (a reason) or not now (snoozed until a date)."""
+    opportunity = _opportunity_or_404(request, pk)
+    form = CloseForm(request.POST, today=timezone.localdate())
+    if not form.is_valid():
+        return _invalid(request, opportunity, close_form=form)
+    data = form.cleaned_data
+    common = {"opportunity": opportunity, "by": request.user, "at": timezone.now(), "version": data["version"]}
+    name = opportunity.account.name
+    if data["outcome"] == Outcome.WON:
+        action = lambda: services.opportunity_close_won(plan=data["plan"], mrr_delta=data["mrr_delta"], **common)  # noqa: E731
+        success = f"Won: {name} is on {data['plan'].name} now."
+    elif data["outcome"] == Outcome.LOST:
+        action = lambda: services.opportunity_close_lost(  # noqa: E731
+            reason=data["lost_reason"], detail=data["lost_detail"], **common
+        )
+        success = f"{name} closed as lost."
+    else:
+        action = lambda: services.opportunity_snooze(until=data["snoozed_until"], **common)  # noqa: E731
+        success = f"{name} snoozed until {data['snoozed_until']:%b %-d}."
+    return _run(request, opportunity, action, success=success, close_form=form)
+
+
+@require_POST
+def opportunity_open(request: HttpRequest, pk: int) -> HttpResponse:
+    """Open an opportunity on an account by hand."""
+    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    try:
+        opportunity = services.opportunity_open_manually(account=account, by=request.user, at=timezone.now())
+    except services.TransitionNotAllowed as error:
+        messages.error(request, str(error))
+        return redirect(account.get_absolute_url())
+    messages.success(request, "Opportunity opened in Identify.")
+    return _panel_response(request, opportunity)
+
+
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a note to the account (about its open opportunity when the form names it)."""
+    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A note needs some text.")
+        return redirect(account.get_absolute_url())
+    opportunity = None
+    if form.cleaned_data["opportunity"]:
+        opportunity = _opportunity_or_404(request, form.cleaned_data["opportunity"])
+    try:
+        services.note_add(
+            account=account,
+            opportunity=opportunity,
+            author=request.user,
+            body=form.cleaned_data["body"],
+            at=timezone.now(),
+        )
+    except services.TransitionNotAllowed as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Note added.")
+    if not request.htmx:
+        return redirect(account.get_absolute_url() + "#timeline")
+    timeline = selectors.account_timeline(account, movements=list(account.movement_list))
+    html = render_to_string(
+        "accounts/detail.html#timeline",
+        {"timeline": timeline, "account": account, "note_form": NoteForm(), "opportunity": opportunity},
+        request=request,
+    )
+    return HttpResponse(_with_messages(request, html))

@@ -1,0 +1,203 @@
+"""The account page (served by opportunities.views), as a CSM, another CSM and a manager see it."""
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import AccountIndicator
+from opportunities.models import Outcome, Stage
+from tests.factories import (
+    AccountFactory,
+    MrrMovementFactory,
+    OpportunityFactory,
+    UsageSnapshotFactory,
+    metric,
+    plan,
+)
+
+
+def indicator(account, key, *, latest, limit, **fields):
+    return AccountIndicator.objects.create(
+        account=account,
+        metric=metric(key),
+        as_of=timezone.localdate(),
+        latest=latest,
+        latest_on=timezone.localdate(),
+        limit=limit,
+        utilization=None if limit is None else latest / limit,
+        refreshed_at=timezone.now(),
+        **fields,
+    )
+
+
+def listed_names(response) -> list[str]:
+    return [account.name for account, _cells in response.context["rows"]]
+
+
+# --- The account page ------------------------------------------------------------------------------------
+
+
+def test_it_shows_a_csm_the_page_of_an_account_they_own(csm_client, account):
+    indicator(
+        account,
+        "storage_gb",
+        latest=9.2,
+        limit=10,
+        slope_per_day=0.12,
+        days_to_limit=6.7,
+        projected_limit_on=timezone.localdate() + dt.timedelta(days=7),
+    )
+    account.first_purchase_on = dt.date(2024, 3, 1)
+    account.save()
+
+    response = csm_client.get(account.get_absolute_url())
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Acme Analytics" in html
+    assert account.external_id in html
+    assert "$29.00" in html
+    assert "Customer since" in html
+    assert "Mar 1, 2024" in html
+    assert 'aria-label="Storage: 9.2 of 10 GB (92%)"' in html
+    assert "+0.12 / day" in html
+
+
+def test_it_hides_another_csms_account_from_a_csm(csm_client, other_csm):
+    theirs = AccountFactory(owner=other_csm)
+
+    assert csm_client.get(theirs.get_absolute_url()).status_code == 404
+
+
+def test_it_shows_a_manager_any_account(manager_client, account):
+    assert manager_client.get(account.get_absolute_url()).status_code == 200
+
+
+def test_it_sends_the_last_90_days_of_usage_to_the_charts(csm_client, account):
+    today = timezone.localdate()
+    indicator(account, "seats", latest=4, limit=5)
+    for days_ago in (0, 1, 89, 90):
+        UsageSnapshotFactory(
+            account=account,
+            metric=metric("seats"),
+            value=4 - days_ago / 100,
+            captured_on=today - dt.timedelta(days=days_ago),
+        )
+
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+
+    data = json.loads(re.search(r'<script id="usage-data" type="application/json">(.*?)</script>', html).group(1))
+    seats = next(series for series in data if series["key"] == "seats")
+    assert seats["limit"] == 5
+    assert len(seats["dates"]) == 3
+    assert seats["dates"][-1] == today.isoformat()
+    assert 'data-usage-chart="seats"' in html
+    assert "vendor/plotly.min.js" in html
+    assert "js/charts.js" in html
+
+
+def test_it_lists_mrr_movements_newest_first(csm_client, account):
+    MrrMovementFactory(
+        account=account,
+        occurred_on=dt.date(2025, 6, 1),
+        kind="new",
+        mrr_before=Decimal(0),
+        mrr_after=Decimal("29.00"),
+        plan_after=plan("Basic"),
+    )
+    MrrMovementFactory(
+        account=account,
+        occurred_on=dt.date(2026, 1, 1),
+        kind="expansion",
+        mrr_before=Decimal("29.00"),
+        mrr_after=Decimal("99.00"),
+        plan_before=plan("Basic"),
+        plan_after=plan("Pro"),
+    )
+
+    response = csm_client.get(account.get_absolute_url())
+
+    html = response.content.decode()
+    assert [m.occurred_on for m in response.context["movements"]] == [dt.date(2026, 1, 1), dt.date(2025, 6, 1)]
+    history = html[html.index('id="mrr-heading"') :]
+    assert history.index("Jan 1, 2026") < history.index("Jun 1, 2025")
+    assert "Basic → Pro" in html
+    assert "+$70.00" in html
+    assert 'id="mrr-data"' in html
+
+
+def test_it_lists_open_opportunities_first_with_their_top_reasons(csm_client, account):
+    OpportunityFactory(
+        account=account, stage=Stage.CLOSE, outcome=Outcome.WON, closed_at=timezone.now(), identified_at=timezone.now()
+    )
+    OpportunityFactory(
+        account=account,
+        stage=Stage.QUALIFY,
+        score=81,
+        identified_at=timezone.now() - dt.timedelta(days=30),
+        reasons=[{"text": "Storage at 92% of the plan limit", "points": 40}],
+    )
+
+    response = csm_client.get(account.get_absolute_url())
+
+    assert [o.outcome for o in response.context["opportunities"]] == [Outcome.OPEN, Outcome.WON]
+    assert "Storage at 92% of the plan limit" in response.content.decode()
+
+
+def test_it_shows_empty_states_for_an_account_without_data(csm_client, account):
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+
+    assert "No usage data yet" in html
+    assert "No MRR changes recorded" in html
+    assert "No opportunities" in html
+    assert "plotly" not in html or 'id="usage-data"' not in html
+
+
+def test_it_says_no_trend_yet_without_a_slope(csm_client, account):
+    indicator(account, "seats", latest=2, limit=5)
+
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+
+    assert "no trend yet" in html
+    assert "No snapshots in the last 90 days." in html
+
+
+def _detail_queries(client, account) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(account.get_absolute_url())
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account):
+    today = timezone.localdate()
+    indicator(account, "seats", latest=4, limit=5)
+    indicator(account, "storage_gb", latest=4, limit=10)
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=1, captured_on=today)
+    MrrMovementFactory(
+        account=account, occurred_on=dt.date(2025, 6, 1), kind="new", mrr_before=Decimal(0), mrr_after=Decimal("29.00")
+    )
+    OpportunityFactory(account=account)
+    few = _detail_queries(csm_client, account)
+
+    for days_ago in range(1, 60):
+        for key in ("seats", "storage_gb", "projects"):
+            UsageSnapshotFactory(
+                account=account, metric=metric(key), value=days_ago, captured_on=today - dt.timedelta(days=days_ago)
+            )
+    for month in range(1, 10):
+        MrrMovementFactory(
+            account=account,
+            occurred_on=dt.date(2025, 6 + month // 7, 1 + month),
+            mrr_before=Decimal(29 + month),
+            mrr_after=Decimal(30 + month),
+        )
+    OpportunityFactory.create_batch(5, account=account, outcome=Outcome.WON, closed_at=timezone.now())
+    many = _detail_queries(csm_client, account)
+
+    assert many == few
