@@ -14,6 +14,7 @@ from accounts.models import (
     ApiToken,
     EngagementEvent,
     IdempotencyKey,
+    ImportJob,
     Metric,
     MrrMovement,
     Plan,
@@ -238,3 +239,20 @@ class SegmentUserAdmin(ComputedAdmin):
     search_fields = ["user_id", "account__name", "account__external_id"]
     list_select_related = ["account"]
     show_full_result_count = False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Imports are started from the Imports page; here they are only looked up."""
+
+    list_display = ["filename", "kind", "status", "total_rows", "created", "updated", "error_count", "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["filename"]
+    date_hierarchy = "created_at"
+    exclude = ["content"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -149,6 +149,7 @@ MESSAGES = {
     "int_type": "Expected an integer.",
     "decimal_type": "Expected a number.",
     "finite_number": "Expected a finite number.",
+    "decimal_parsing": "Expected a number.",
     "date_from_datetime_parsing": "Not a valid date.",
     "date_parsing": "Not a valid date.",
     "datetime_from_date_parsing": "Not a valid date and time.",
@@ -172,6 +173,7 @@ class Batch(Item):
     collection: ClassVar[str]
     _item_errors: list[FieldError] = PrivateAttr(default_factory=list)
     _positions: list[int] | None = PrivateAttr(default=None)
+    _labels: Sequence[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -196,6 +198,15 @@ class Batch(Item):
     def position(self, index: int) -> int:
         """Where the `index`-th valid item was in the request."""
         return index if self._positions is None else self._positions[index]
+
+    def item_label(self, index: int) -> str:
+        """How messages name the `index`-th valid item: "item 3" in the API, "row 5" for a CSV file."""
+        position = self.position(index)
+        return self._labels[position] if self._labels is not None else f"item {position}"
+
+    def label_items(self, labels: Sequence[str]) -> None:
+        """Name each item of the request (by position) in messages, e.g. by its row in a CSV file."""
+        self._labels = labels
 
     def raise_errors(self, errors: list[FieldError]) -> None:
         """Raise IngestError with the schema errors and `errors` (indexes of valid items), if any."""
@@ -325,7 +336,7 @@ def accounts_upsert(*, batch: AccountsIn, at: dt.datetime) -> WriteResult:
             if items[j].model_dump(exclude_unset=True) == given:
                 result.duplicates += 1
             else:
-                errors.append(FieldError(i, "external_id", f"Repeats item {batch.position(j)} with other values."))
+                errors.append(FieldError(i, "external_id", f"Repeats {batch.item_label(j)} with other values."))
             continue
         unique.append((i, item, given))
         if item.first_purchase_on:
@@ -449,7 +460,7 @@ def usage_ingest(*, batch: UsageIn, today: dt.date) -> WriteResult:
         else:
             errors.append(
                 FieldError(
-                    i, None, f"Repeats item {batch.position(j)} (same account, metric and date) with another value."
+                    i, None, f"Repeats {batch.item_label(j)} (same account, metric and date) with another value."
                 )
             )
 

@@ -526,3 +526,72 @@ class SegmentUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} → {self.account_id}"
+
+
+class ImportJob(models.Model):
+    """A CSV file uploaded for import, and what became of it.
+
+    The file's text is kept in the row (at most a few MB): the worker that imports it may run on another
+    machine than the web process that received it, and a job whose worker died can run again from it.
+    """
+
+    class Kind(models.TextChoices):
+        ACCOUNTS = "accounts", "Accounts"
+        USAGE = "usage", "Usage snapshots"
+        SUBSCRIPTIONS = "subscriptions", "Subscription changes"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        SUCCEEDED = "succeeded", "Imported"
+        FAILED = "failed", "Not imported"
+
+    kind = models.CharField(max_length=20, choices=Kind)
+    status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
+    filename = models.CharField(max_length=255)
+    content = models.TextField(help_text="The file's text, decoded from UTF-8.")
+    delimiter = models.CharField(max_length=1, default=",")
+    all_or_nothing = models.BooleanField(
+        default=True, help_text="Store nothing when any row is invalid; otherwise skip the invalid rows."
+    )
+    total_rows = models.PositiveIntegerField()
+    processed_rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="Invalid rows left out (only without all-or-nothing).")
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(
+        default=list, blank=True, help_text="The first invalid cells: [{row, column, message, value}]."
+    )
+    failure = models.TextField(blank=True, help_text="Why the import stopped, when it was not a row's fault.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(processed_rows__lte=F("total_rows")), name="import_job_processed_within_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["accounts", "usage", "subscriptions"]), name="import_job_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="import_job_status"
+            ),
+        ]
+        indexes = [models.Index(fields=["-created_at"], name="import_job_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.filename} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("accounts:import_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

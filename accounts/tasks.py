@@ -28,3 +28,18 @@ def purge_idempotency_keys() -> None:
     from accounts.idempotency import REMEMBERED_FOR, idempotency_keys_purge
 
     idempotency_keys_purge(before=timezone.now() - REMEMBERED_FOR)
+
+
+@shared_task(name="accounts.run_import", ignore_result=True)
+def run_import(*, job_id: int) -> None:
+    # Imported here: the import goes through the ingest services, which import this module.
+    from accounts.imports import import_job_run
+
+    import_job_run(job_id=job_id, at=timezone.now())
+
+
+@shared_task(name="accounts.resume_imports", ignore_result=True)
+def resume_imports() -> None:
+    from accounts.imports import imports_resume
+
+    imports_resume(now=timezone.now())

@@ -16,6 +16,7 @@ from accounts.models import (
     AccountIndicator,
     ApiToken,
     IdempotencyKey,
+    ImportJob,
     Metric,
     Plan,
     SegmentEventMapping,
@@ -79,6 +80,14 @@ def admin_client_for_ada(client, admin_user, account):
         status_code=201,
         content_type="application/json",
         response_body=b"{}",
+        created_at=timezone.now(),
+    )
+    ImportJob.objects.create(
+        kind="usage",
+        filename="acme-usage.csv",
+        content="x",
+        total_rows=1,
+        created_by=admin_user,
         created_at=timezone.now(),
     )
     StripePriceMapping.objects.create(price_id="price_pro_monthly", plan=Plan.objects.get(name="Pro"))

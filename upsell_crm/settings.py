@@ -222,6 +222,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15),
         "options": {"expires": 50 * 60, "queue": "pipeline"},
     },
+    # An import whose enqueueing failed (broker down) or whose worker died is picked up again.
+    "resume-imports": {
+        "task": "accounts.resume_imports",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
     "purge-idempotency-keys-daily": {
         "task": "accounts.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=40),
