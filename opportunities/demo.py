@@ -31,7 +31,7 @@ from accounts.models import Account, EngagementEvent, Metric, MrrMovement, Plan,
 from accounts.roles import Role
 from opportunities.models import STAGE_ORDER, LostReason, Opportunity, OpportunityEvent, Outcome, Stage
 from playbooks.models import Rule
-from playbooks.rules import MetricFacts, describe_metric
+from playbooks.rules import MetricFacts, describe_metric, describe_time_to_limit
 
 USAGE_DAYS = 120
 """Days of usage history per account and limit-bearing metric, ending on as_of."""
@@ -837,15 +837,16 @@ def usage_reasons(
             or (signal == "days_to_limit" and not 0 < value <= threshold)
         ):
             continue
-        text = _metric_text(by_key[key], fact)
+        text = _metric_text(by_key[key], fact, days_rule=signal == "days_to_limit")
         reasons.append(_reason(name, rule_ids, points, text, key, {signal: round(value, 4)}))
     reasons.sort(key=lambda r: -r["points"])
     return reasons
 
 
-def _metric_text(metric: MetricInfo, fact: dict) -> str:
-    """The flagging engine's own sentence: 'Storage at 92% of 100 GB, growing 1.4 GB/day: full around 3 Dec'."""
-    return describe_metric(
+def _metric_text(metric: MetricInfo, fact: dict, *, days_rule: bool) -> str:
+    """The flagging engine's own sentence for a utilization rule or a days-to-limit rule."""
+    describe = describe_time_to_limit if days_rule else describe_metric
+    return describe(
         MetricFacts(
             key=metric.key,
             label=metric.label,

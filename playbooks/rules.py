@@ -112,11 +112,7 @@ def describe_metric(m: MetricFacts) -> str:
     else:
         text = f"{m.label} at {m.utilization * 100:.0f}% of {fmt_number(m.limit)}{unit}"
     if m.slope_per_day and m.slope_per_day > 0 and is_noticeable_growth(m):
-        # Slow growth reads better per month than as a tiny daily figure.
-        if m.slope_per_day >= 0.1 - 1e-9:
-            text += f", growing {fmt_number(m.slope_per_day)}{unit}/day"
-        else:
-            text += f", growing {fmt_number(m.slope_per_day * 30)}{unit}/month"
+        text += f", {_growth(m, unit)}"
     if m.days_to_limit == 0:
         text += ": limit reached"
     elif m.projected_limit_on is not None:
@@ -124,6 +120,32 @@ def describe_metric(m: MetricFacts) -> str:
         far = m.days_to_limit is not None and m.days_to_limit > 300
         text += f": full around {fmt_date(m.projected_limit_on, with_year=far)}"
     return text
+
+
+def _growth(m: MetricFacts, unit: str) -> str:
+    # Slow growth reads better per month than as a tiny daily figure.
+    if m.slope_per_day >= 0.1 - 1e-9:
+        return f"growing {fmt_number(m.slope_per_day)}{unit}/day"
+    return f"growing {fmt_number(m.slope_per_day * 30)}{unit}/month"
+
+
+def describe_time_to_limit(m: MetricFacts) -> str:
+    """'Storage full in ~12 days, around 3 Dec: 92% of 100 GB now, growing 1.4 GB/day'.
+
+    The wording of a days-to-limit rule: it leads with the time left, so that it does not repeat the
+    sentence of a utilization rule firing on the same metric.
+    """
+    unit = f" {m.unit}" if m.unit else ""
+    now = f"{m.utilization * 100:.0f}% of {fmt_number(m.limit)}{unit} now" if m.utilization is not None else ""
+    if m.days_to_limit == 0:
+        return f"{m.label} limit reached" + (f": {now}" if now else "")
+    days = m.days_to_limit
+    left = "within a day" if days < 1 else f"in ~{days:,.0f} day{'s' if round(days) != 1 else ''}"
+    text = f"{m.label} full {left}"
+    if m.projected_limit_on is not None:
+        text += f", around {fmt_date(m.projected_limit_on, with_year=days > 300)}"
+    details = [part for part in (now, _growth(m, unit) if m.slope_per_day and m.slope_per_day > 0 else "") if part]
+    return text + (f": {', '.join(details)}" if details else "")
 
 
 def evaluate(rule: RuleSpec, facts: AccountFacts) -> Reason | None:
@@ -149,7 +171,8 @@ def evaluate(rule: RuleSpec, facts: AccountFacts) -> Reason | None:
             if metric.days_to_limit is None or metric.days_to_limit > rule.max_days_to_limit:
                 return None
             signals["days_to_limit"] = round(metric.days_to_limit, 1)
-        parts.append(describe_metric(metric))
+        days_only = rule.min_utilization is None
+        parts.append(describe_time_to_limit(metric) if days_only else describe_metric(metric))
     if rule.min_logins_per_week is not None:
         if facts.logins_per_week < rule.min_logins_per_week:
             return None

@@ -105,3 +105,25 @@ def test_it_names_the_year_of_a_crossing_more_than_ten_months_away():
     far = storage(0.82, slope=0.02, days=875, projected=dt.date(2028, 12, 5))
 
     assert describe_metric(far).endswith("full around 5 Dec 2028")
+
+
+def test_two_rules_on_one_metric_say_different_things():
+    storage_soon = RuleSpec(
+        id=4, name="Storage within 30 days", weight=30, metric_key="storage_gb", max_days_to_limit=30
+    )
+    account = facts(metrics={"storage_gb": storage(0.92, slope=1.4, days=5.7, projected=dt.date(2026, 12, 3))})
+
+    by_utilization = evaluate(STORAGE_80, account).text
+    by_time_left = evaluate(storage_soon, account).text
+
+    assert by_utilization == "Storage at 92% of 100 GB, growing 1.4 GB/day: full around 3 Dec"
+    assert by_time_left == "Storage full in ~6 days, around 3 Dec: 92% of 100 GB now, growing 1.4 GB/day"
+
+
+def test_a_days_to_limit_rule_says_when_the_limit_is_already_reached():
+    storage_soon = RuleSpec(
+        id=4, name="Storage within 30 days", weight=30, metric_key="storage_gb", max_days_to_limit=30
+    )
+    account = facts(metrics={"storage_gb": storage(1.05, days=0)})
+
+    assert evaluate(storage_soon, account).text == "Storage limit reached: 105% of 100 GB now"
