@@ -1078,7 +1078,7 @@ def _pressed_limit(rng: random.Random, tier: Tier, catalogue: Catalogue, *, low:
             name,
             catalogue.rule_ids,
             points,
-            _metric_text(metric, fact),
+            _metric_text(metric, fact, days_rule=False),
             metric.key,
             {"utilization": round(fact["utilization"], 4)},
         )
