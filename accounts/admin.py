@@ -12,6 +12,7 @@ from accounts.models import (
     AccountEngagement,
     AccountIndicator,
     ApiToken,
+    AuditEntry,
     EngagementEvent,
     IdempotencyKey,
     ImportJob,
@@ -250,6 +251,23 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ["filename"]
     date_hierarchy = "created_at"
     exclude = ["content"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit trail of configuration changes: read-only."""
+
+    list_display = ["at", "actor", "action", "object_type", "object_repr"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["object_repr", "object_id"]
+    list_select_related = ["actor"]
+    date_hierarchy = "at"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -595,3 +595,36 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class AuditEntry(models.Model):
+    """A change to configuration (plans, rules, plays, experiments...): who, when, before and after.
+
+    Written by the services that make such changes, in the same transaction; never edited afterwards.
+    """
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        DELETED = "deleted", "Deleted"
+
+    object_type = models.CharField(max_length=60, help_text="The model's label, e.g. playbooks.Rule.")
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    action = models.CharField(max_length=10, choices=Action)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "-at"], name="audit_entry_object_idx"),
+            models.Index(fields=["-at"], name="audit_entry_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.object_type} {self.object_repr} at {self.at:%Y-%m-%d %H:%M}"

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from playbooks.models import Play, Rule, ScoringPolicy
+from playbooks.models import Assignment, Experiment, Play, PlayCredit, Rule, ScoringPolicy, Touch, Variant
 
 
 @admin.register(Rule)
@@ -38,7 +38,14 @@ class RuleAdmin(admin.ModelAdmin):
 class ScoringPolicyAdmin(admin.ModelAdmin):
     """A single row: it can be edited, never deleted, and added only when it is missing."""
 
-    list_display = ["__str__", "flag_threshold", "clear_margin", "cool_off_days", "updated_at"]
+    list_display = [
+        "__str__",
+        "flag_threshold",
+        "clear_margin",
+        "cool_off_days",
+        "max_touches_per_30_days",
+        "updated_at",
+    ]
     readonly_fields = ["updated_at"]
 
     def has_add_permission(self, request) -> bool:
@@ -66,5 +73,65 @@ class PlayAdmin(admin.ModelAdmin):
         ("Email", {"fields": ["email_subject", "email_body"]}),
         ("In-app prompt", {"fields": ["prompt_kind", "prompt_text", "prompt_cta_label", "prompt_cta_url"]}),
         ("Trial offer", {"fields": ["trial_days"]}),
+        ("Downgrade save", {"fields": ["downgrade_save_subject", "downgrade_save_body"]}),
+        ("Pitch fatigue", {"fields": ["prompt_max_per_week", "min_days_between_touches"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the product writes as things happen (assignments, touches, credits): looked up, never edited."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 0
+    fields = ["name", "weight", "email_subject", "prompt_text", "trial_days"]
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "play", "status", "control_share", "attribution_days", "started_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "play__name"]
+    list_select_related = ["play"]
+    inlines = [VariantInline]
+
+
+@admin.register(Variant)
+class VariantAdmin(admin.ModelAdmin):
+    list_display = ["name", "experiment", "weight"]
+    search_fields = ["name", "experiment__name"]
+    list_select_related = ["experiment"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ["account", "experiment", "variant", "assigned_at"]
+    list_select_related = ["account", "experiment", "variant"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]
+
+
+@admin.register(Touch)
+class TouchAdmin(ReadOnlyAdmin):
+    list_display = ["account", "kind", "play", "variant", "occurred_at"]
+    list_filter = ["kind"]
+    list_select_related = ["account", "play", "variant"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]
+    show_full_result_count = False
+
+
+@admin.register(PlayCredit)
+class PlayCreditAdmin(ReadOnlyAdmin):
+    list_display = ["opportunity_id", "account", "play", "variant", "mrr_delta", "won_at"]
+    list_select_related = ["account", "play", "variant"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from accounts.models import Metric, Plan
+from accounts.models import Account, Metric, Plan
 from playbooks.rules import RuleSpec
 
 
@@ -114,6 +115,10 @@ class ScoringPolicy(models.Model):
     cool_off_days = models.PositiveSmallIntegerField(
         default=60, help_text="No new opportunity this many days after a lost or snoozed one."
     )
+    max_touches_per_30_days = models.PositiveSmallIntegerField(
+        default=4,
+        help_text="Pitch fatigue: touches of one account (emails, prompts shown) by all plays together in any 30 days.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -158,6 +163,16 @@ class Play(models.Model):
     prompt_cta_label = models.CharField("prompt CTA label", max_length=60, blank=True)
     prompt_cta_url = models.URLField("prompt CTA URL", blank=True)
     trial_days = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Trial of the target plan.")
+    prompt_max_per_week = models.PositiveSmallIntegerField(
+        default=3, help_text="Frequency cap: times the prompt is shown to one account in any 7 days."
+    )
+    min_days_between_touches = models.PositiveSmallIntegerField(
+        default=7, help_text="Pitch fatigue: days between two touches of one account by this play."
+    )
+    downgrade_save_subject = models.CharField(max_length=200, blank=True)
+    downgrade_save_body = models.TextField(
+        blank=True, help_text="Sent when the account asks to downgrade; may list the premium features it used."
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -169,3 +184,135 @@ class Play(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Experiment(models.Model):
+    """An A/B test of a play: variants of its email, prompt or offer, and a control group that gets nothing.
+
+    Accounts are assigned when the play first applies to them, deterministically (a hash of experiment and
+    account), and the assignment is stored.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    play = models.ForeignKey(Play, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=120)
+    hypothesis = models.TextField(blank=True)
+    control_share = models.FloatField(default=0.10, help_text="Share of accounts held out (0.10 = 10%).")
+    attribution_days = models.PositiveSmallIntegerField(
+        default=90, help_text="A win is credited to the first touch within this many days before it."
+    )
+    status = models.CharField(max_length=8, choices=Status, default=Status.DRAFT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(control_share__gte=0) & Q(control_share__lt=1), name="experiment_control_share_range"
+            ),
+            models.CheckConstraint(condition=Q(attribution_days__gte=1), name="experiment_attribution_days_positive"),
+            models.UniqueConstraint(
+                fields=["play"], condition=Q(status="running"), name="experiment_one_running_per_play"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.play})"
+
+
+class Variant(models.Model):
+    """One arm of an experiment. Blank content fields fall back to the play's own."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=60)
+    weight = models.PositiveSmallIntegerField(default=1, help_text="Relative share among the variants.")
+    email_subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    prompt_text = models.CharField(max_length=300, blank=True)
+    prompt_cta_label = models.CharField("prompt CTA label", max_length=60, blank=True)
+    prompt_cta_url = models.URLField("prompt CTA URL", blank=True)
+    trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("experiment", Lower("name"), name="variant_name_unique_per_experiment"),
+            models.CheckConstraint(condition=Q(weight__gte=1), name="variant_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.experiment_id}"
+
+
+class Assignment(models.Model):
+    """Which arm of an experiment an account is in; variant None = the control group."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, null=True, blank=True, related_name="assignments")
+    assigned_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "account"], name="assignment_unique_per_experiment")
+        ]
+        indexes = [models.Index(fields=["account", "experiment"], name="assignment_account_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.variant or 'control'} of {self.experiment_id}"
+
+
+class Touch(models.Model):
+    """A contact with an account on behalf of a play: an email, a prompt shown, clicked or dismissed, a trial.
+
+    Touches count against pitch fatigue, appear in the account's timeline, and decide attribution.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email sent"
+        PROMPT_IMPRESSION = "prompt_impression", "Prompt shown"
+        PROMPT_CLICK = "prompt_click", "Prompt clicked"
+        PROMPT_DISMISS = "prompt_dismiss", "Prompt dismissed"
+        TRIAL = "trial", "Trial offered"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="touches", db_index=False)
+    play = models.ForeignKey(Play, on_delete=models.SET_NULL, null=True, blank=True, related_name="touches")
+    variant = models.ForeignKey(Variant, on_delete=models.SET_NULL, null=True, blank=True, related_name="touches")
+    kind = models.CharField(max_length=20, choices=Kind)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "-occurred_at"], name="touch_account_recent_idx"),
+            models.Index(fields=["play", "account", "-occurred_at"], name="touch_play_account_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.account_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class PlayCredit(models.Model):
+    """A won opportunity credited to the play (and variant) whose touch came first within the attribution
+    window. The opportunity is named by id, not by foreign key: opportunities sit downstream of playbooks."""
+
+    opportunity_id = models.PositiveBigIntegerField(unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    play = models.ForeignKey(Play, on_delete=models.CASCADE, related_name="credits")
+    variant = models.ForeignKey(Variant, on_delete=models.SET_NULL, null=True, blank=True, related_name="credits")
+    touch = models.ForeignKey(Touch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    mrr_delta = models.DecimalField(max_digits=12, decimal_places=2)
+    won_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Opportunity {self.opportunity_id} credited to {self.play_id}"

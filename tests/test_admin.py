@@ -15,6 +15,7 @@ from accounts.models import (
     AccountEngagement,
     AccountIndicator,
     ApiToken,
+    AuditEntry,
     IdempotencyKey,
     ImportJob,
     Metric,
@@ -26,7 +27,7 @@ from accounts.models import (
 )
 from accounts.tokens import api_token_create
 from opportunities.models import AccountScore, Note, OpportunityEvent, ScoreHistory
-from playbooks.models import Play
+from playbooks.models import Assignment, Experiment, Play, PlayCredit, Touch, Variant
 from tests.factories import (
     AccountFactory,
     EngagementEventFactory,
@@ -71,7 +72,23 @@ def populate(account) -> None:
 @pytest.fixture
 def admin_client_for_ada(client, admin_user, account):
     populate(account)
-    Play.objects.create(name="Seats upgrade", target_plan=Plan.objects.get(name="Pro"))
+    play = Play.objects.create(name="Seats upgrade", target_plan=Plan.objects.get(name="Pro"))
+    experiment = Experiment.objects.create(play=play, name="Shorter email", created_at=timezone.now())
+    variant = Variant.objects.create(experiment=experiment, name="Short")
+    Assignment.objects.create(experiment=experiment, account=account, variant=variant, assigned_at=timezone.now())
+    touch = Touch.objects.create(account=account, play=play, variant=variant, kind="email", occurred_at=timezone.now())
+    PlayCredit.objects.create(
+        opportunity_id=1, account=account, play=play, variant=variant, touch=touch, mrr_delta=70, won_at=timezone.now()
+    )
+    AuditEntry.objects.create(
+        object_type="playbooks.Play",
+        object_id=str(play.pk),
+        object_repr="acme play",
+        action="created",
+        after={"name": play.name},
+        actor=admin_user,
+        at=timezone.now(),
+    )
     token, _ = api_token_create(name="Usage exporter", created_by=admin_user)
     IdempotencyKey.objects.create(
         token=token,
