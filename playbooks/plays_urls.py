@@ -1,0 +1,3 @@
+"""Admin settings pages under /settings/ (namespace "settings", joined in upsell_crm/urls.py)."""
+
+urlpatterns = []
