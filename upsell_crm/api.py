@@ -31,6 +31,7 @@ api.add_exception_handler(ValidationError, validation_error_handler)
 api.add_router("/", accounts_router)
 api.add_router("/", opportunities_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", "accounts.metrics_api.router")
 
 
 def urls():

@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import settings_urls as account_settings_urls
 from accounts import urls as account_urls
 from accounts import views as account_views
+from opportunities import settings_urls as opportunity_settings_urls
 from opportunities import views as opportunity_views
+from playbooks import experiments_urls, plays_urls, rules_urls
 from upsell_crm import health
 from upsell_crm.api import urls as api_urls
 
@@ -15,6 +18,15 @@ account_patterns = [
     path("<int:pk>/", opportunity_views.account_detail, name="detail"),
 ]
 
+# Admin settings, one namespace over the apps that own the configuration.
+settings_patterns = [
+    *account_settings_urls.urlpatterns,
+    *opportunity_settings_urls.urlpatterns,
+    *rules_urls.urlpatterns,
+    *plays_urls.urlpatterns,
+    *experiments_urls.urlpatterns,
+]
+
 urlpatterns = [
     path("", opportunity_views.home, name="home"),
     path("login/", account_views.login_view, name="login"),
@@ -22,6 +34,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include((account_patterns, account_urls.app_name))),
     path("", include("opportunities.urls")),
+    path("metrics/", include("opportunities.metrics_urls")),
+    path("settings/", include((settings_patterns, "settings"))),
     path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
 ]
