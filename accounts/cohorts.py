@@ -166,3 +166,48 @@ def monthly_trends(
         )
         for month, s in sums.items()
     ]
+
+
+def mrr_at_ends(history: AccountHistory, days: Sequence[dt.date]) -> list[Decimal]:
+    """`mrr_on(history, day)` for each of the ascending `days`, in one walk over the movements."""
+    moves = history.movements
+    if not moves:
+        return [history.mrr] * len(days)
+    values, i, in_effect = [], 0, moves[0].mrr_before
+    for day in days:
+        while i < len(moves) and moves[i].on <= day:
+            in_effect = moves[i].mrr_after
+            i += 1
+        values.append(in_effect)
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class MonthNdr:
+    month: dt.date
+    mrr_at_start: Decimal
+    mrr_at_end: Decimal
+
+    @property
+    def ndr(self) -> float | None:
+        """The month's NDR (DOMAIN.md): the cohort's MRR at the end of the month / its MRR at the start × 100,
+        the cohort being the accounts paying at the start (before the first day's movements); None when 0."""
+        return round(float(self.mrr_at_end / self.mrr_at_start * 100), 1) if self.mrr_at_start else None
+
+
+def ndr_by_month(histories: Iterable[AccountHistory], *, start: dt.date, end: dt.date) -> list[MonthNdr]:
+    """NDR of each calendar month from `start`'s month to `end`'s (the last month measured to `end`)."""
+    months = [add_months(month_start(start), k) for k in range(months_between(start, end) + 1)]
+    # Boundaries: the day before each month (its start, before the first day's movements) and each month's end.
+    days = sorted({m - dt.timedelta(days=1) for m in months} | {min(month_end(m), end) for m in months})
+    index = {day: i for i, day in enumerate(days)}
+    at_start = dict.fromkeys(months, ZERO)
+    at_end = dict.fromkeys(months, ZERO)
+    for h in histories:
+        values = mrr_at_ends(h, days)
+        for m in months:
+            before = values[index[m - dt.timedelta(days=1)]]
+            if before > 0:
+                at_start[m] += before
+                at_end[m] += values[index[min(month_end(m), end)]]
+    return [MonthNdr(m, at_start[m], at_end[m]) for m in months]

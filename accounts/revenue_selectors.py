@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from accounts import cohorts as cohort_math
 from accounts.models import Account, MrrMovement, size_band_filter
 from accounts.revenue import Movement, RevenueAccount, RevenueMetrics, revenue_metrics_compute
 
@@ -86,3 +87,43 @@ def revenue_drill_accounts(*, account_ids: Iterable[int]) -> dict[int, Account]:
         .only("pk", "name", "external_id", "currency", "owner__first_name", "owner__last_name", "owner__username")
     )
     return {account.pk: account for account in accounts}
+
+
+@dataclass(frozen=True)
+class RevenueOverview:
+    """Everything the managers' metrics page shows for a period, from one load of the book's MRR history."""
+
+    metrics: RevenueMetrics
+    trends: list[cohort_math.MonthTrend]
+    ndr: list[cohort_math.MonthNdr]
+    cohorts: list[cohort_math.CohortRow]
+
+
+def revenue_overview(
+    *, start: dt.date, end: dt.date, segment: Segment = EVERYTHING, cohort_months: int = 12
+) -> RevenueOverview:
+    """The metrics of `[start, end]`, the MRR moved and the NDR of each of its months, and the cohorts of
+    the `cohort_months` months of first purchases up to `end` (two queries)."""
+    accounts, movements = revenue_inputs(segment=segment)
+    by_account: dict[int, list[cohort_math.Movement]] = {}
+    first_paid: dict[int, dt.date] = {}
+    for m in movements:
+        by_account.setdefault(m.account_id, []).append(cohort_math.Movement(m.on, m.mrr_before, m.mrr_after))
+        if m.mrr_after > 0:
+            first_paid.setdefault(m.account_id, m.on)
+    histories = []
+    for a in accounts:
+        if a.first_purchase_on is not None:
+            first_paid[a.account_id] = min(a.first_purchase_on, first_paid.get(a.account_id, a.first_purchase_on))
+        histories.append(
+            cohort_math.AccountHistory(
+                a.account_id, first_paid.get(a.account_id), tuple(by_account.get(a.account_id, ())), a.mrr
+            )
+        )
+    pairs = [(m.account_id, cohort_math.Movement(m.on, m.mrr_before, m.mrr_after)) for m in movements]
+    return RevenueOverview(
+        metrics=revenue_metrics_compute(start=start, end=end, accounts=accounts, movements=movements),
+        trends=cohort_math.monthly_trends(pairs, first_paid=first_paid, start=start, end=end),
+        ndr=cohort_math.ndr_by_month(histories, start=start, end=end),
+        cohorts=cohort_math.cohorts(histories, as_of=end, months=cohort_months),
+    )

@@ -19,7 +19,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from accounts.revenue import FIGURE_KEYS, Figure, Input, RevenueMetrics, Row
-from accounts.revenue_selectors import revenue_drill_accounts, revenue_metrics
+from accounts.revenue_selectors import RevenueOverview, revenue_drill_accounts, revenue_overview
 from accounts.roles import is_manager_or_admin
 from accounts.templatetags.account_format import EMPTY, money, number
 
@@ -239,7 +239,8 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         key, start, end = form.chosen_period(today=today)
         period_params = {"start": start.isoformat(), "end": end.isoformat()} if key == "custom" else {"period": key}
-        metrics = revenue_metrics(start=start, end=end)
+        overview = revenue_overview(start=start, end=end)
+        metrics = overview.metrics
         drill_key = request.GET.get("drill", "")
         figures = {figure.key: figure for figure in metrics.figures()}
         context |= {
@@ -256,6 +257,8 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
                 for title, text, keys in SECTIONS
             ],
             "close_url": _url(period_params),
+            "charts": chart_data(overview),
+            "cohorts": overview.cohorts,
         }
         if drill_key in FIGURE_KEYS:
             figure = figures[drill_key]
@@ -298,3 +301,25 @@ def _card(figure: Figure, metrics: RevenueMetrics, period_params: dict) -> Card:
         rows_noun=_rows_noun(figure, count),
         drill_url=_url({**period_params, "drill": figure.key}),
     )
+
+
+def chart_data(overview: RevenueOverview) -> dict:
+    """The trend and cohort charts' data for `json_script`: months as ISO dates, money as floats."""
+    trends = overview.trends
+    return {
+        "trends": {
+            "months": [t.month.isoformat() for t in trends],
+            "new": [float(t.new) for t in trends],
+            "expansion": [float(t.expansion) for t in trends],
+            "reactivation": [float(t.reactivation) for t in trends],
+            "contraction": [-float(t.contraction) for t in trends],
+            "churn": [-float(t.churn) for t in trends],
+            "net": [float(t.net) for t in trends],
+        },
+        "ndr": {"months": [m.month.isoformat() for m in overview.ndr], "values": [m.ndr for m in overview.ndr]},
+        "cohorts": {
+            "labels": [f"{c.month:%b %Y} ({c.size})" for c in overview.cohorts],
+            "upgraded": [list(c.upgraded_share) for c in overview.cohorts],
+            "mrr": [list(c.mrr_relative) for c in overview.cohorts],
+        },
+    }

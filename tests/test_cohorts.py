@@ -3,7 +3,7 @@
 import datetime as dt
 from decimal import Decimal as D
 
-from accounts.cohorts import AccountHistory, Movement, cohorts, monthly_trends, mrr_on
+from accounts.cohorts import AccountHistory, Movement, cohorts, monthly_trends, mrr_on, ndr_by_month
 
 d = dt.date
 
@@ -91,3 +91,26 @@ def test_monthly_trends_sum_each_kind_of_movement_in_its_month():
         (d(2026, 4, 1), D(0), D(0), D(0), D(0), D(0)),
     ]
     assert trend[0].net == D(80)  # 100 + 30 - 50
+
+
+def test_ndr_by_month_follows_the_cohort_paying_at_each_months_start():
+    # A: 100 from Dec, 150 from 10 Jan, 0 from 5 Feb.  B: 200 from Dec.
+    # C: joins 20 Jan at 50 (not in January's cohort).
+    # January: start A 100 + B 200 = 300; end A 150 + B 200 = 350 -> 116.7%.
+    # February: start A 150 + B 200 + C 50 = 400; end 0 + 200 + 50 = 250 -> 62.5%.
+    # March (to 10 Mar): start B 200 + C 50 = 250 (A pays nothing); end 250 -> 100%.
+    a = history(1, d(2025, 12, 1), (d(2025, 12, 1), 0, 100), (d(2026, 1, 10), 100, 150), (d(2026, 2, 5), 150, 0))
+    b = history(2, d(2025, 12, 1), (d(2025, 12, 1), 0, 200))
+    c = history(3, d(2026, 1, 20), (d(2026, 1, 20), 0, 50))
+
+    months = ndr_by_month([a, b, c], start=d(2026, 1, 1), end=d(2026, 3, 10))
+
+    assert [(m.month, m.mrr_at_start, m.mrr_at_end, m.ndr) for m in months] == [
+        (d(2026, 1, 1), D(300), D(350), 116.7),
+        (d(2026, 2, 1), D(400), D(250), 62.5),
+        (d(2026, 3, 1), D(250), D(250), 100.0),
+    ]
+
+
+def test_a_month_with_nobody_paying_at_its_start_has_no_ndr():
+    assert ndr_by_month([], start=d(2026, 1, 1), end=d(2026, 1, 31))[0].ndr is None

@@ -207,9 +207,32 @@ def test_it_runs_the_same_queries_whatever_the_number_of_accounts(manager_client
 
     assert response.status_code == 200
     body = text(response)
-    assert body[body.index('id="drill"') :].count('<th scope="row">') == accounts
+    drill = body[body.index('id="drill"') : body.index('id="trends-heading"')]
+    assert drill.count('<th scope="row">') == accounts
     # Session, user, role; accounts and movements; the drill-down's accounts with their owners.
     assert len(page.captured_queries) == EXPECTED_QUERIES, [q["sql"][:120] for q in page.captured_queries]
 
 
 EXPECTED_QUERIES = 6
+
+
+def test_it_embeds_the_months_mrr_moved_ndr_and_cohorts_for_the_charts(manager_client, csm):
+    # Joined 10 Jan 2026 at 100 (new), upgraded 5 Feb to 150 (+50), churned 20 Mar (150).
+    # January's cohort is empty (NDR undefined); February's: 100 at start, 150 at end -> 150%;
+    # March's: 150 -> 0 -> 0%. The January 2026 cohort (1 account): upgraded from month 1 on.
+    account = AccountFactory(owner=csm, mrr=Decimal("0"), first_purchase_on=dt.date(2026, 1, 10))
+    movement(account, "2026-01-10", "0", "100", MrrMovement.Kind.NEW)
+    movement(account, "2026-02-05", "100", "150", MrrMovement.Kind.EXPANSION)
+    movement(account, "2026-03-20", "150", "0", MrrMovement.Kind.CHURN)
+
+    response = manager_client.get(f"{URL}?{QUARTER}")
+
+    charts = response.context["charts"]
+    assert charts["trends"]["months"] == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    assert charts["trends"]["new"] == [100.0, 0.0, 0.0]
+    assert charts["trends"]["expansion"] == [0.0, 50.0, 0.0]
+    assert charts["trends"]["churn"] == [0.0, 0.0, -150.0]
+    assert charts["ndr"]["values"] == [None, 150.0, 0.0]
+    assert charts["cohorts"]["labels"] == ["Jan 2026 (1)"]
+    assert charts["cohorts"]["upgraded"] == [[0.0, 100.0, 100.0]]
+    assert 'id="metrics-charts"' in response.text

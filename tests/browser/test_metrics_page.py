@@ -38,6 +38,10 @@ def test_it_lets_a_manager_change_the_period_read_a_formula_and_drill_into_a_fig
     start, end = preset_period("last_quarter", today=timezone.localdate())
     expect(page.get_by_label("From", exact=True)).to_have_value(start.isoformat())
     expect(page.get_by_label("To", exact=True)).to_have_value(end.isoformat())
+    # The charts are drawn again for the new period: five kinds of bars for each of the quarter's 3 months.
+    trend_bars = page.locator('[data-metrics-chart="trends"] .main-svg g.point')
+    expect(trend_bars).to_have_count(5 * 3, timeout=20_000)
+    expect(page.locator('[data-metrics-chart="cohort-upgraded"] .main-svg').first).to_be_attached()
 
     # A custom period through the form: the last twelve months again, by hand.
     start, end = preset_period("last_12_months", today=timezone.localdate())
@@ -46,6 +50,7 @@ def test_it_lets_a_manager_change_the_period_read_a_formula_and_drill_into_a_fig
     page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile(rf"start={start.isoformat()}&end={end.isoformat()}"))
     metrics = revenue_metrics(start=start, end=end)
+    expect(trend_bars).to_have_count(5 * 12, timeout=20_000)
     expect(page.locator("#card-customers_at_start .metric-card__value")).to_contain_text(
         f"{metrics.customers_at_start:,}"
     )
