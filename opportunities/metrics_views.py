@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from accounts.csv_export import csv_response
 from accounts.revenue import FIGURE_KEYS, Figure, Input, RevenueMetrics, Row
 from accounts.revenue_selectors import RevenueOverview, revenue_drill_accounts, revenue_overview
 from accounts.roles import is_manager_or_admin
@@ -260,7 +261,12 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
             "charts": chart_data(overview),
             "cohorts": overview.cohorts,
         }
+        export = request.GET.get("export", "")
+        if export in EXPORTS or (export == "drill" and drill_key in FIGURE_KEYS):
+            return _export(export, overview, drill_key=drill_key, start=start, end=end)
+        context["export_urls"] = {name: _url({**period_params, "export": name}) for name in EXPORTS}
         if drill_key in FIGURE_KEYS:
+            context["export_urls"]["drill"] = _url({**period_params, "drill": drill_key, "export": "drill"})
             figure = figures[drill_key]
             page = Paginator(_sorted_rows(figure), DRILL_PER_PAGE).get_page(request.GET.get("page"))
             context["drill"] = {
@@ -323,3 +329,69 @@ def chart_data(overview: RevenueOverview) -> dict:
             "mrr": [list(c.mrr_relative) for c in overview.cohorts],
         },
     }
+
+
+# --- CSV exports -------------------------------------------------------------------------------------------
+
+EXPORTS = ("figures", "trends", "cohorts")
+
+
+def _export(name: str, overview: RevenueOverview, *, drill_key: str, start: dt.date, end: dt.date) -> HttpResponse:
+    """The page's tables as CSV for the same period: figures, monthly trends, cohorts, or one figure's rows."""
+    suffix = f"{start:%Y%m%d}-{end:%Y%m%d}"
+    if name == "figures":
+        rows = [
+            [f.key, f.label, f.value, f.formula, "; ".join(f"{i.label}: {i.value}" for i in f.inputs)]
+            for f in overview.metrics.figures()
+        ]
+        return csv_response(
+            filename=f"metrics-{suffix}.csv", header=["figure", "label", "value", "formula", "inputs"], rows=rows
+        )
+    if name == "trends":
+        ndr = {m.month: m.ndr for m in overview.ndr}
+        cents = Decimal("0.01")
+        rows = [
+            [
+                t.month,
+                *(v.quantize(cents) for v in (t.new, t.expansion, t.reactivation, t.contraction, t.churn, t.net)),
+                ndr.get(t.month),
+            ]
+            for t in overview.trends
+        ]
+        header = ["month", "new", "expansion", "reactivation", "contraction", "churn", "net", "ndr_percent"]
+        return csv_response(filename=f"mrr-trends-{suffix}.csv", header=header, rows=rows)
+    if name == "cohorts":
+        width = max((len(c.upgraded_share) for c in overview.cohorts), default=0)
+        header = ["cohort", "accounts", "first_month_mrr"]
+        header += [f"upgraded_pct_m{k}" for k in range(width)] + [f"mrr_vs_first_pct_m{k}" for k in range(width)]
+        rows = [
+            [c.month.strftime("%Y-%m"), c.size, c.first_month_mrr]
+            + list(c.upgraded_share)
+            + [None] * (width - len(c.upgraded_share))
+            + list(c.mrr_relative)
+            + [None] * (width - len(c.mrr_relative))
+            for c in overview.cohorts
+        ]
+        return csv_response(filename=f"cohorts-{suffix}.csv", header=header, rows=rows)
+    # One figure's rows, all of them (the page shows them 50 at a time).
+    figure = {f.key: f for f in overview.metrics.figures()}[drill_key]
+    rows = _sorted_rows(figure)
+    accounts = revenue_drill_accounts(account_ids={row.account_id for row in rows})
+    header = ["account", "external_id", "owner", "date", "mrr_before", "mrr_after", "change", "days"]
+    lines = []
+    for row in rows:
+        account = accounts.get(row.account_id)
+        owner = account.owner if account else None
+        lines.append(
+            [
+                account.name if account else row.account_id,
+                account.external_id if account else "",
+                (owner.get_full_name() or owner.get_username()) if owner else "",
+                row.on,
+                row.mrr_before,
+                row.mrr_after,
+                row.mrr_after - row.mrr_before,
+                row.days,
+            ]
+        )
+    return csv_response(filename=f"{drill_key}-{suffix}.csv", header=header, rows=lines)

@@ -236,3 +236,46 @@ def test_it_embeds_the_months_mrr_moved_ndr_and_cohorts_for_the_charts(manager_c
     assert charts["cohorts"]["labels"] == ["Jan 2026 (1)"]
     assert charts["cohorts"]["upgraded"] == [[0.0, 100.0, 100.0]]
     assert 'id="metrics-charts"' in response.text
+
+
+def _csv(response) -> list[list[str]]:
+    import csv
+    import io
+
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def test_it_exports_a_figures_rows_for_the_chosen_period_with_formulas_neutralised(manager_client, csm):
+    hostile = AccountFactory(owner=csm, name='=HYPERLINK("http://x")', external_id="-ext", mrr=Decimal("150"))
+    movement(hostile, "2025-12-01", "0", "100", MrrMovement.Kind.NEW)
+    movement(hostile, "2026-02-05", "100", "150", MrrMovement.Kind.EXPANSION)
+    outside = AccountFactory(owner=csm, name="Outside", mrr=Decimal("300"))
+    movement(outside, "2025-12-01", "0", "200", MrrMovement.Kind.NEW)
+    movement(outside, "2026-05-05", "200", "300", MrrMovement.Kind.EXPANSION)  # after the quarter
+
+    rows = _csv(manager_client.get(f"{URL}?{QUARTER}&drill=expansion_mrr&export=drill"))
+
+    assert rows[0] == ["account", "external_id", "owner", "date", "mrr_before", "mrr_after", "change", "days"]
+    assert rows[1:] == [
+        ['\'=HYPERLINK("http://x")', "'-ext", "Casey Moreno", "2026-02-05", "100.00", "150.00", "50.00", ""]
+    ]
+
+
+def test_it_exports_the_figures_trends_and_cohorts_of_the_period(manager_client, csm):
+    account = AccountFactory(owner=csm, mrr=Decimal("150"), first_purchase_on=dt.date(2026, 1, 10))
+    movement(account, "2026-01-10", "0", "100", MrrMovement.Kind.NEW)
+    movement(account, "2026-02-05", "100", "150", MrrMovement.Kind.EXPANSION)
+
+    figures = _csv(manager_client.get(f"{URL}?{QUARTER}&export=figures"))
+    trends = _csv(manager_client.get(f"{URL}?{QUARTER}&export=trends"))
+    cohorts = _csv(manager_client.get(f"{URL}?{QUARTER}&export=cohorts"))
+
+    assert figures[0] == ["figure", "label", "value", "formula", "inputs"]
+    assert {row[0] for row in figures[1:]} >= {"expansion_mrr", "ndr", "ltv"}
+    assert trends[1:] == [
+        ["2026-01-01", "100.00", "0.00", "0.00", "0.00", "0.00", "100.00", ""],
+        ["2026-02-01", "0.00", "50.00", "0.00", "0.00", "0.00", "50.00", "150.0"],
+        ["2026-03-01", "0.00", "0.00", "0.00", "0.00", "0.00", "0.00", "100.0"],
+    ]
+    assert cohorts[1][:3] == ["2026-01", "1", "100.00"]
