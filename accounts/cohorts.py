@@ -102,14 +102,17 @@ def cohorts(histories: Iterable[AccountHistory], *, as_of: dt.date, months: int 
         members = grouped[month]
         span = months_between(month, current) + 1
         first_upgrade = [next((m.on for m in h.movements if m.is_upgrade), None) for h in members]
-        base = sum((mrr_on(h, min(month_end(month), as_of)) for h in members), ZERO)
+        ends = [min(month_end(add_months(month, k)), as_of) for k in range(span)]
+        totals = [ZERO] * span
+        for h in members:
+            for k, value in enumerate(mrr_at_ends(h, ends)):
+                totals[k] += value
+        base = totals[0]
         shares, relative = [], []
-        for k in range(span):
-            end = min(month_end(add_months(month, k)), as_of)
+        for k, end in enumerate(ends):
             upgraded = sum(1 for day in first_upgrade if day is not None and day <= end)
             shares.append(round(upgraded / len(members) * 100, 1))
-            total = sum((mrr_on(h, end) for h in members), ZERO)
-            relative.append(round(float(total / base * 100), 1) if base else None)
+            relative.append(round(float(totals[k] / base * 100), 1) if base else None)
         rows.append(CohortRow(month, len(members), base, tuple(shares), tuple(relative)))
     return rows
 
@@ -201,13 +204,21 @@ def ndr_by_month(histories: Iterable[AccountHistory], *, start: dt.date, end: dt
     # Boundaries: the day before each month (its start, before the first day's movements) and each month's end.
     days = sorted({m - dt.timedelta(days=1) for m in months} | {min(month_end(m), end) for m in months})
     index = {day: i for i, day in enumerate(days)}
+    slots = [(m, index[m - dt.timedelta(days=1)], index[min(month_end(m), end)]) for m in months]
     at_start = dict.fromkeys(months, ZERO)
     at_end = dict.fromkeys(months, ZERO)
     for h in histories:
+        if not h.movements:
+            # No history: the same MRR at every boundary, counted in every month's cohort when paying.
+            if h.mrr > 0:
+                for m in months:
+                    at_start[m] += h.mrr
+                    at_end[m] += h.mrr
+            continue
         values = mrr_at_ends(h, days)
-        for m in months:
-            before = values[index[m - dt.timedelta(days=1)]]
+        for m, start_at, end_at in slots:
+            before = values[start_at]
             if before > 0:
                 at_start[m] += before
-                at_end[m] += values[index[min(month_end(m), end)]]
+                at_end[m] += values[end_at]
     return [MonthNdr(m, at_start[m], at_end[m]) for m in months]

@@ -35,6 +35,7 @@ urlpatterns = [
     path("accounts/", include((account_patterns, account_urls.app_name))),
     path("", include("opportunities.urls")),
     path("metrics/", include("opportunities.metrics_urls")),
+    path("pipeline/", include("opportunities.pipeline_urls")),
     path("settings/", include((settings_patterns, "settings"))),
     path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
