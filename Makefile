@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS="--accounts 5000"`.
 BENCH_ARGS ?=
 
-.PHONY: help run test lint migrations-check lock bench chromium clean
+.PHONY: help run test lint migrations-check lock bench bench-metrics chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ run: $(STAMP) ## Run the app with demo data at http://127.0.0.1:8000/ (SQLite, n
 test: export CELERY_TASK_ALWAYS_EAGER ?= 1
 test: $(STAMP) chromium ## Run every test, browser tests included (DATABASE_URL picks the database; default SQLite)
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-metrics: $(STAMP) ## Time the revenue metrics against one SQL statement (PostgreSQL: BENCH_METRICS_DATABASE_URL)
+	@$(PY) bench/metrics.py $(BENCH_ARGS)
 
 chromium: # Browser tests drive Debian's Chromium; install it when we can
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi
