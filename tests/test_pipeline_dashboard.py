@@ -1,6 +1,8 @@
 """/pipeline/: the managers' pipeline dashboard and CSM leaderboard, filtered by period and segment."""
 
+import csv
 import datetime as dt
+import io
 import re
 from decimal import Decimal
 
@@ -10,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from opportunities.models import STAGE_ORDER, LostReason, Opportunity, OpportunityEvent, Outcome, Stage
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, UserFactory
 
 URL = "/pipeline/"
 MARCH = {"start": "2026-03-01", "end": "2026-03-31"}
@@ -288,6 +290,222 @@ def test_it_runs_as_many_queries_for_30_opportunities_as_for_3(manager_client, c
     few = _queries(manager_client)
     _add(27, [csm, other_csm])
     many = _queries(manager_client)
+
+    assert Opportunity.objects.count() == 30
+    assert few == many
+
+
+# --- CSV exports -------------------------------------------------------------------------------------------
+
+EXPORTS = ("funnel", "stages", "by_csm", "by_segment", "lost_reasons", "snoozed", "leaderboard")
+
+
+def csv_rows(response) -> list[list[str]]:
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="pipeline-')
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def export(client, name: str, **params) -> list[list[str]]:
+    return csv_rows(client.get(URL, {**MARCH, **params, "export": name}))
+
+
+def test_it_exports_the_open_pipeline_by_stage_csm_and_segment(manager_client, book):
+    funnel = export(manager_client, "funnel")
+    by_csm = export(manager_client, "by_csm")
+    by_segment = export(manager_client, "by_segment")
+
+    # Open today: Olive's $30 in Identify, Casey's $200 in Present; both Basic, 25 employees.
+    assert funnel == [
+        ["stage", "open", "expected_mrr", "priced"],
+        ["Identify", "1", "30.00", "1"],
+        ["Qualify", "0", "0.00", "0"],
+        ["Present", "1", "200.00", "1"],
+        ["Close", "0", "0.00", "0"],
+    ]
+    assert by_csm == [
+        ["csm", "identify", "qualify", "present", "close", "open", "expected_mrr"],
+        ["Casey Moreno", "0", "0", "1", "0", "1", "200.00"],
+        ["Olive Park", "1", "0", "0", "0", "1", "30.00"],
+    ]
+    assert by_segment == [
+        ["segment", "value", "open", "expected_mrr"],
+        ["Plan", "Basic", "2", "230.00"],
+        ["Industry", "Software", "1", "200.00"],
+        ["Industry", "Retail", "1", "30.00"],
+        ["Company size", "11–50", "2", "230.00"],
+        ["Region", "EMEA", "1", "200.00"],
+        ["Region", "AMER", "1", "30.00"],
+    ]
+
+
+def test_it_exports_the_conversion_and_time_in_stage_of_the_period(manager_client, book):
+    rows = export(manager_client, "stages")
+
+    # Identified in March: Casey's won and lost, Olive's won and open (Casey's open one dates from February).
+    # Reached: Identify 4, Qualify 3 (not Olive's open), Present 2 and Close 2 (the wins), won 2.
+    # Stays ended in March, in days: Identify 2 (Casey won), 2 (Casey lost), 1 (Olive won) -> 5 / 3 = 1.7;
+    # Qualify 2, 16 (Mar 4 -> 20, lost), 29 (Feb 5 -> Mar 6, Casey open), 2 -> 49 / 4 = 12.25 -> 12.3;
+    # Present 6 (Mar 5 -> closed won Mar 11), 4 -> 5.0; Close 13 (Olive's, Mar 8 -> 21) -> 13.0.
+    assert rows == [
+        ["stage", "reached", "next_stage", "reached_next", "conversion_percent", "stays", "avg_days_in_stage"],
+        ["Identify", "4", "Qualify", "3", "75.0", "3", "1.7"],
+        ["Qualify", "3", "Present", "2", "66.7", "4", "12.3"],
+        ["Present", "2", "Close", "2", "100.0", "2", "5.0"],
+        ["Close", "2", "Won", "2", "100.0", "1", "13.0"],
+    ]
+
+
+def test_it_exports_the_lost_reasons_and_the_leaderboard_in_its_sort(manager_client, book):
+    lost = export(manager_client, "lost_reasons")
+    by_expansion = export(manager_client, "leaderboard")
+    by_name = export(manager_client, "leaderboard", sort="csm")
+
+    assert lost == [["reason", "lost", "share_percent"], ["Budget", "1", "100.0"]]
+    # Casey worked her 3 (events by her in March), won 1 ($70, 10 days) of 2 decided; Olive worked her win
+    # only (nobody acted on her open one), won it ($270, 20 days).
+    header = ["csm", "worked", "won", "lost", "win_rate_percent", "expansion_mrr", "avg_cycle_days"]
+    olive = ["Olive Park", "1", "1", "0", "100.0", "270.00", "20.0"]
+    casey = ["Casey Moreno", "3", "1", "1", "50.0", "70.00", "10.0"]
+    assert by_expansion == [header, olive, casey]
+    assert by_name == [header, casey, olive]
+
+
+def test_it_exports_the_snoozes_returning_this_week_with_iso_days(manager_client, csm):
+    today = timezone.localdate()
+    back_on = today + dt.timedelta(days=3)
+    opportunity(
+        csm,
+        stages=[(today - dt.timedelta(days=20)).isoformat(), (today - dt.timedelta(days=15)).isoformat()],
+        outcome=Outcome.SNOOZED,
+        closed=(today - dt.timedelta(days=10)).isoformat(),
+        snoozed_until=back_on,
+        name="Initech",
+    )
+    opportunity(
+        csm,
+        stages=[(today - dt.timedelta(days=20)).isoformat()],
+        outcome=Outcome.SNOOZED,
+        closed=(today - dt.timedelta(days=10)).isoformat(),
+        snoozed_until=today + dt.timedelta(days=30),
+        name="Later Corp",
+    )
+
+    rows = csv_rows(manager_client.get(URL, {"export": "snoozed"}))
+
+    assert rows == [
+        ["account", "owner", "stage", "snoozed_until"],
+        ["Initech", "Casey Moreno", "Qualify", back_on.isoformat()],
+    ]
+
+
+def test_it_narrows_every_export_like_the_page(manager_client, book, other_csm):
+    olive = {"csm": other_csm.pk}
+
+    # Olive's book only: her open $30 in Identify, her $270 win, no loss.
+    assert export(manager_client, "funnel", **olive)[1:3] == [
+        ["Identify", "1", "30.00", "1"],
+        ["Qualify", "0", "0.00", "0"],
+    ]
+    assert export(manager_client, "funnel", **olive)[3] == ["Present", "0", "0.00", "0"]
+    assert export(manager_client, "by_csm", **olive)[1:] == [["Olive Park", "1", "0", "0", "0", "1", "30.00"]]
+    assert export(manager_client, "lost_reasons", **olive)[1:] == []
+    assert export(manager_client, "leaderboard", **olive)[1:] == [
+        ["Olive Park", "1", "1", "0", "100.0", "270.00", "20.0"]
+    ]
+    assert [row[0] for row in export(manager_client, "stages", **olive)[1:]] == [
+        "Identify",
+        "Qualify",
+        "Present",
+        "Close",
+    ]
+    assert export(manager_client, "stages", **olive)[1] == ["Identify", "2", "Qualify", "1", "50.0", "1", "1.0"]
+    # An account segment: EMEA is Casey's book.
+    assert export(manager_client, "by_segment", region="EMEA")[1:] == [
+        ["Plan", "Basic", "1", "200.00"],
+        ["Industry", "Software", "1", "200.00"],
+        ["Company size", "11–50", "1", "200.00"],
+        ["Region", "EMEA", "1", "200.00"],
+    ]
+    # The period: until the 15th only Casey's win is decided, and nothing is lost yet.
+    first_half = {"start": "2026-03-01", "end": "2026-03-15"}
+    assert export(manager_client, "lost_reasons", **first_half)[1:] == []
+    assert [row[:3] for row in export(manager_client, "leaderboard", **first_half)[1:]] == [
+        ["Casey Moreno", "3", "1"],
+        ["Olive Park", "1", "0"],
+    ]
+
+
+def test_it_links_a_csv_of_each_table_keeping_the_filters_and_the_sort(manager_client, book, other_csm):
+    response = manager_client.get(URL, {**MARCH, "csm": other_csm.pk, "plan": "", "sort": "csm"})
+
+    query = f"start=2026-03-01&amp;end=2026-03-31&amp;csm={other_csm.pk}&amp;sort=csm"
+    for name in EXPORTS:
+        assert f'href="/pipeline/?{query}&amp;export={name}" download>CSV' in text(response)
+
+
+def test_it_links_the_csvs_of_a_preset_period_by_the_preset(manager_client, book):
+    response = manager_client.get(URL, {"period": "last_quarter"})
+
+    assert 'href="/pipeline/?period=last_quarter&amp;export=funnel" download>' in text(response)
+
+
+def test_it_neutralises_names_that_a_spreadsheet_would_run_as_formulas(manager_client):
+    hostile_csm = UserFactory(username="mallory", first_name="=cmd|' /C calc'!A0", last_name="", role="CSM")
+    today = timezone.localdate()
+    opportunity(hostile_csm, stages=["2026-03-02"], expected="-40.00", name="@SUM(A1:A9)")
+    opportunity(
+        hostile_csm,
+        stages=[(today - dt.timedelta(days=9)).isoformat()],
+        outcome=Outcome.SNOOZED,
+        closed=(today - dt.timedelta(days=8)).isoformat(),
+        snoozed_until=today,
+        name='=HYPERLINK("http://evil.example")',
+    )
+
+    by_csm = export(manager_client, "by_csm")
+    leaderboard = export(manager_client, "leaderboard")
+    snoozed = export(manager_client, "snoozed")
+
+    # Text cells get a leading apostrophe; numbers, negative ones included, stay numbers.
+    assert by_csm[1] == ["'=cmd|' /C calc'!A0", "1", "0", "0", "0", "1", "-40.00"]
+    assert leaderboard[1][0] == "'=cmd|' /C calc'!A0"
+    assert snoozed[1] == ['\'=HYPERLINK("http://evil.example")', "'=cmd|' /C calc'!A0", "Identify", today.isoformat()]
+
+
+def test_it_refuses_a_csm_an_export_with_403(csm_client, book):
+    response = csm_client.get(URL, {**MARCH, "export": "leaderboard"})
+
+    assert response.status_code == 403
+    assert not response.get("Content-Disposition")
+
+
+def test_it_answers_404_to_an_export_of_a_table_it_does_not_have(manager_client, book):
+    response = manager_client.get(URL, {**MARCH, "export": "accounts"})
+
+    assert response.status_code == 404
+
+
+def test_it_explains_a_period_it_cannot_export(manager_client, book):
+    response = manager_client.get(URL, {"start": "2026-03-31", "end": "2026-03-01", "export": "funnel"})
+
+    assert response.status_code == 422
+    assert "The last day is before the first." in text(response)
+
+
+def _export_queries(client, name: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        rows = csv_rows(client.get(URL, {"start": "2026-01-01", "end": "2026-12-31", "export": name}))
+    assert rows[0]
+    return len(queries)
+
+
+def test_it_exports_in_as_many_queries_for_30_opportunities_as_for_3(manager_client, csm, other_csm):
+    _add(3, [csm, other_csm])
+    few = {name: _export_queries(manager_client, name) for name in EXPORTS}
+    _add(27, [csm, other_csm])
+    many = {name: _export_queries(manager_client, name) for name in EXPORTS}
 
     assert Opportunity.objects.count() == 30
     assert few == many

@@ -1,6 +1,8 @@
-"""A manager reads the pipeline dashboard in a real browser: the funnel drawn, the period and a CSM changed."""
+"""A manager reads the pipeline dashboard in a real browser: the funnel drawn, the period and a CSM changed, the
+leaderboard downloaded as CSV."""
 
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -57,6 +59,15 @@ def test_it_lets_a_manager_change_the_period_and_the_csm_with_the_funnel_drawn_e
     expect(page).to_have_url(re.compile(r"sort=-won"))
     expect(page.get_by_role("columnheader", name=re.compile(r"^Won"))).to_have_attribute("aria-sort", "descending")
     expect(page).to_have_url(re.compile(rf"csm={csm.pk}"))
+
+    # The leaderboard downloads as CSV for the same period and CSM: a header and the one row shown.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV of the CSM leaderboard").click()
+    assert re.fullmatch(r"pipeline-leaderboard-\d{8}-\d{8}\.csv", download.value.suggested_filename)
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "csm,worked,won,lost,win_rate_percent,expansion_mrr,avg_cycle_days"
+    assert len(lines) == 2
+    assert lines[1].startswith(f"{csm.get_full_name() or csm.username},")
 
     # Back restores the previous results from history, and the funnel is drawn again there too.
     page.go_back()
