@@ -103,8 +103,49 @@ def _tune_batch_session() -> None:
 
 def _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at) -> int:
     plans = dict(Account.objects.filter(pk__in=chunk).values_list("pk", "plan_id"))
+    computed = limit_indicators_compute(plans=plans, as_of=as_of, metric_ids=list(metrics), limits=limits)
+    rows = []
+    for (account_id, metric_id), (result, latest_on) in computed.items():
+        rows.append(
+            {
+                "account_id": account_id,
+                "metric_id": metric_id,
+                "as_of": as_of,
+                "latest": result.latest,
+                "latest_on": latest_on,
+                "limit": result.limit,
+                "utilization": result.utilization,
+                "slope_per_day": result.slope_per_day,
+                "days_to_limit": result.days_to_limit,
+                "projected_limit_on": result.projected_limit_on,
+                "projected_earliest_on": result.projected_earliest_on,
+                "projected_latest_on": result.projected_latest_on,
+                "points": result.points,
+                "refreshed_at": refreshed_at,
+            }
+        )
+    upsert(
+        AccountIndicator,
+        rows,
+        unique_fields=["account", "metric"],
+        update_fields=[name for name in rows[0] if name not in ("account_id", "metric_id")] if rows else [],
+    )
+    seats = {aid: computed[(aid, seats_metric_id)][0].latest if seats_metric_id else None for aid in plans}
+    _refresh_engagement(list(plans), as_of, seats, refreshed_at)
+    return len(rows)
+
+
+def limit_indicators_compute(
+    *, plans: dict[int, int | None], as_of: dt.date, metric_ids: list[int], limits: dict[tuple[int, int], float | None]
+) -> dict[tuple[int, int], tuple[ind.LimitIndicator, dt.date | None]]:
+    """The indicators of each account (id -> its plan id) and metric as of `as_of`, with the latest value's day.
+
+    Computed, not stored: the refresh stores them, the rules backtest evaluates them as of past dates. At
+    most three queries whatever the number of accounts: window sums, latest values (only for series not
+    reporting daily), and one fallback for series silent for the whole window.
+    """
     start = ind.window_start(as_of)
-    in_window = window_snapshots(chunk, list(metrics), as_of)
+    in_window = window_snapshots(list(plans), metric_ids, as_of)
     sums = {}
     latest: dict[tuple[int, int], tuple[float, dt.date]] = {}
     for row in window_sums(in_window, as_of):
@@ -116,53 +157,30 @@ def _refresh_chunk(chunk, as_of, metrics, limits, seats_metric_id, refreshed_at)
             latest[key] = (row["value_on_as_of"], as_of)
         elif row["on_day_before"] and row["last_on"] == as_of - dt.timedelta(days=1):
             latest[key] = (row["value_on_day_before"], row["last_on"])
-    unresolved = {aid for aid in plans for mid in metrics if (aid, mid) in sums and (aid, mid) not in latest}
+    unresolved = {aid for aid in plans for mid in metric_ids if (aid, mid) in sums and (aid, mid) not in latest}
     if unresolved:
         latest.update(_latest_values(in_window.filter(account_id__in=unresolved)))
-    silent = {aid for aid in plans for mid in metrics if (aid, mid) not in latest}
+    silent = {aid for aid in plans for mid in metric_ids if (aid, mid) not in latest}
     if silent:
         # Series with nothing in the window still have a latest value from before it.
-        older = UsageSnapshot.objects.filter(account_id__in=silent, metric_id__in=metrics, captured_on__lt=start)
+        older = UsageSnapshot.objects.filter(account_id__in=silent, metric_id__in=metric_ids, captured_on__lt=start)
         latest.update({key: value for key, value in _latest_values(older).items() if key not in latest})
 
     empty = ind.Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    rows = []
+    computed = {}
     for account_id, plan_id in plans.items():
-        for metric_id in metrics:
+        for metric_id in metric_ids:
             value, latest_on = latest.get((account_id, metric_id), (None, None))
-            result = ind.limit_indicator(
-                as_of=as_of,
-                latest=value,
-                limit=limits.get((plan_id, metric_id)),
-                sums=sums.get((account_id, metric_id), empty),
+            computed[(account_id, metric_id)] = (
+                ind.limit_indicator(
+                    as_of=as_of,
+                    latest=value,
+                    limit=limits.get((plan_id, metric_id)),
+                    sums=sums.get((account_id, metric_id), empty),
+                ),
+                latest_on,
             )
-            rows.append(
-                {
-                    "account_id": account_id,
-                    "metric_id": metric_id,
-                    "as_of": as_of,
-                    "latest": result.latest,
-                    "latest_on": latest_on,
-                    "limit": result.limit,
-                    "utilization": result.utilization,
-                    "slope_per_day": result.slope_per_day,
-                    "days_to_limit": result.days_to_limit,
-                    "projected_limit_on": result.projected_limit_on,
-                    "projected_earliest_on": result.projected_earliest_on,
-                    "projected_latest_on": result.projected_latest_on,
-                    "points": result.points,
-                    "refreshed_at": refreshed_at,
-                }
-            )
-    upsert(
-        AccountIndicator,
-        rows,
-        unique_fields=["account", "metric"],
-        update_fields=[name for name in rows[0] if name not in ("account_id", "metric_id")] if rows else [],
-    )
-    seats = {aid: latest.get((aid, seats_metric_id), (None, None))[0] for aid in plans}
-    _refresh_engagement(list(plans), as_of, seats, refreshed_at)
-    return len(rows)
+    return computed
 
 
 def window_snapshots(account_ids: list[int], metric_ids: list[int], as_of: dt.date):
@@ -214,31 +232,7 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 def _refresh_engagement(account_ids: list[int], as_of: dt.date, seats: dict, refreshed_at) -> None:
     """Engagement of each account over the 30-day window and the 30 days before it, in one query."""
-    now_start = _day_start(ind.window_start(as_of))
-    prev_start = now_start - dt.timedelta(days=ind.WINDOW_DAYS)
-    end = _day_start(as_of + dt.timedelta(days=1))
-    cur = Q(occurred_at__gte=now_start)
-    prev = Q(occurred_at__lt=now_start)
-    kind = EngagementEvent.Kind
-    counts = {
-        row["account_id"]: row
-        for row in EngagementEvent.objects.filter(
-            account_id__in=account_ids, occurred_at__gte=prev_start, occurred_at__lt=end
-        )
-        .values("account_id")
-        .annotate(
-            logins=Count("id", filter=cur & Q(kind=kind.LOGIN)),
-            logins_prev=Count("id", filter=prev & Q(kind=kind.LOGIN)),
-            users=Count("user_ref", distinct=True, filter=cur & ~Q(user_ref="")),
-            users_prev=Count("user_ref", distinct=True, filter=prev & ~Q(user_ref="")),
-            features=Count("feature", distinct=True, filter=cur & Q(kind=kind.FEATURE_USED)),
-            features_prev=Count("feature", distinct=True, filter=prev & Q(kind=kind.FEATURE_USED)),
-            locked=Count("id", filter=cur & Q(kind=kind.LOCKED_FEATURE_HIT)),
-            locked_prev=Count("id", filter=prev & Q(kind=kind.LOCKED_FEATURE_HIT)),
-            trial=Count("id", filter=cur & Q(kind=kind.TRIAL_FEATURE_USED)),
-            trial_prev=Count("id", filter=prev & Q(kind=kind.TRIAL_FEATURE_USED)),
-        )
-    }
+    counts = engagement_counts(account_ids=account_ids, as_of=as_of)
     none: dict = {}
     rows = []
     for account_id in account_ids:
@@ -269,6 +263,38 @@ def _refresh_engagement(account_ids: list[int], as_of: dt.date, seats: dict, ref
         unique_fields=["account"],
         update_fields=[name for name in rows[0] if name != "account_id"] if rows else [],
     )
+
+
+def engagement_counts(*, account_ids: list[int], as_of: dt.date) -> dict[int, dict]:
+    """Event counts per account in the 30-day window ending on `as_of` and in the 30 days before, one query.
+
+    Keys: logins, users, features, locked, trial and the same with `_prev`; accounts without events are absent.
+    """
+    now_start = _day_start(ind.window_start(as_of))
+    prev_start = now_start - dt.timedelta(days=ind.WINDOW_DAYS)
+    end = _day_start(as_of + dt.timedelta(days=1))
+    cur = Q(occurred_at__gte=now_start)
+    prev = Q(occurred_at__lt=now_start)
+    kind = EngagementEvent.Kind
+    return {
+        row["account_id"]: row
+        for row in EngagementEvent.objects.filter(
+            account_id__in=account_ids, occurred_at__gte=prev_start, occurred_at__lt=end
+        )
+        .values("account_id")
+        .annotate(
+            logins=Count("id", filter=cur & Q(kind=kind.LOGIN)),
+            logins_prev=Count("id", filter=prev & Q(kind=kind.LOGIN)),
+            users=Count("user_ref", distinct=True, filter=cur & ~Q(user_ref="")),
+            users_prev=Count("user_ref", distinct=True, filter=prev & ~Q(user_ref="")),
+            features=Count("feature", distinct=True, filter=cur & Q(kind=kind.FEATURE_USED)),
+            features_prev=Count("feature", distinct=True, filter=prev & Q(kind=kind.FEATURE_USED)),
+            locked=Count("id", filter=cur & Q(kind=kind.LOCKED_FEATURE_HIT)),
+            locked_prev=Count("id", filter=prev & Q(kind=kind.LOCKED_FEATURE_HIT)),
+            trial=Count("id", filter=cur & Q(kind=kind.TRIAL_FEATURE_USED)),
+            trial_prev=Count("id", filter=prev & Q(kind=kind.TRIAL_FEATURE_USED)),
+        )
+    }
 
 
 def latest_snapshot_day() -> dt.date | None:

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import BigIntegerField, Case, DecimalField, F, Value, When
+from django.db.models.functions import Cast
 from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.ingest import mrr_expanded
 from accounts.models import MrrMovement, Plan
 from opportunities.models import Opportunity, OpportunityEvent, Outcome, Stage
+from playbooks.experiment_services import Win, play_credits_record
 
 
 def opportunities_close_won_by_billing(*, movements: Sequence[MrrMovement], at: dt.datetime) -> list[int]:
@@ -21,8 +23,9 @@ def opportunities_close_won_by_billing(*, movements: Sequence[MrrMovement], at: 
     won: stage close, closed_at = at, actual MRR delta = mrr_after − mrr_before, target plan = the plan
     upgraded to (kept when billing named none), version + 1, and a `closed` event with no actor saying the
     billing system closed it. An upgrade dated before the opportunity was identified is not its doing and
-    leaves it open. With several upgrades of one account, the latest counts. Returns the closed ids.
-    Queries: the open opportunities (locked), one update, one insert of events.
+    leaves it open. With several upgrades of one account, the latest counts. Each win is credited to the play
+    that touched the account first (playbooks.experiment_services.play_credits_record). Returns the closed ids.
+    Queries: the open opportunities (locked), one update, one insert of events, three for the credits.
     """
     latest: dict[int, MrrMovement] = {}
     for m in movements:
@@ -55,7 +58,8 @@ def opportunities_close_won_by_billing(*, movements: Sequence[MrrMovement], at: 
                 output_field=DecimalField(max_digits=12, decimal_places=2),
             ),
             target_plan_id=Case(
-                *[When(pk=pk, then=Value(p)) for pk, p in plan.items()], output_field=BigIntegerField()
+                *[When(pk=pk, then=Cast(Value(p), BigIntegerField())) for pk, p in plan.items()],
+                output_field=BigIntegerField(),
             ),
             version=F("version") + 1,
             updated_at=at,
@@ -80,6 +84,11 @@ def opportunities_close_won_by_billing(*, movements: Sequence[MrrMovement], at: 
                 message=_message(latest[o.account_id], names),
             )
             for o in candidates
+        )
+        play_credits_record(
+            wins=[
+                Win(opportunity_id=o.pk, account_id=o.account_id, won_at=at, mrr_delta=delta[o.pk]) for o in candidates
+            ]
         )
     return ids
 

@@ -21,7 +21,9 @@ from accounts.models import Account, AccountEngagement, AccountIndicator, Metric
 from opportunities.models import AccountScore, Opportunity, OpportunityEvent, Outcome, ScoreHistory, Stage
 from opportunities.sizing import PROJECTION_DAYS, PlanOption, expected_mrr_delta, suggest_target_plan
 from playbooks import rules as scoring
-from playbooks.models import Rule, ScoringPolicy
+from playbooks.experiment_services import experiment_assignments_record
+from playbooks.facts import account_facts
+from playbooks.models import Play, Rule, ScoringPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -104,40 +106,15 @@ def opportunities_flag(
     return result
 
 
-def _facts(account: dict, indicators: list[dict], engagement: dict | None, ctx: _Context) -> scoring.AccountFacts:
-    metrics = {}
-    for row in indicators:
-        metric = ctx.metrics[row["metric_id"]]
-        metrics[metric.key] = scoring.MetricFacts(
-            key=metric.key,
-            label=metric.label,
-            unit=metric.unit,
-            latest=row["latest"],
-            limit=row["limit"],
-            utilization=row["utilization"],
-            slope_per_day=row["slope_per_day"],
-            days_to_limit=row["days_to_limit"],
-            projected_limit_on=row["projected_limit_on"],
-        )
-    logins = engagement["logins_per_week"] if engagement else 0.0
-    return scoring.AccountFacts(
-        account_id=account["id"],
-        plan_id=account["plan_id"],
-        industry=account["industry"],
-        region=account["region"],
-        metrics=metrics,
-        logins_per_week=logins,
-        login_percentile=scoring.percentile_of(logins, ctx.logins_sorted) if logins else 0.0,
-        locked_feature_hits=engagement["locked_feature_hits"] if engagement else 0,
-        trial_feature_uses=engagement["trial_feature_uses"] if engagement else 0,
-    )
-
-
 def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
+    # The chunk's accounts are locked (in id order, so two runs cannot deadlock) for the transaction: a
+    # concurrent run over the same accounts waits, then sees the opportunities this one opened, instead of
+    # both counting, and recording an event for, the one row the unique constraint lets in.
     accounts = list(
-        Account.objects.filter(pk__in=chunk).values(
-            "id", "plan_id", "industry", "region", "status", "owner_id", "billing_period", "mrr", "currency"
-        )
+        Account.objects.select_for_update()
+        .filter(pk__in=chunk)
+        .order_by("pk")
+        .values("id", "plan_id", "industry", "region", "status", "owner_id", "billing_period", "mrr", "currency")
     )
     indicators: dict[int, list[dict]] = {}
     for row in AccountIndicator.objects.filter(account_id__in=chunk).values(
@@ -183,7 +160,13 @@ def _flag_chunk(chunk: list[int], ctx: _Context, result: FlagResult) -> None:
     skipped = result.skipped
 
     for account in accounts:
-        facts = _facts(account, indicators.get(account["id"], []), engagement.get(account["id"]), ctx)
+        facts = account_facts(
+            account=account,
+            indicators=indicators.get(account["id"], []),
+            engagement=engagement.get(account["id"]),
+            metrics=ctx.metrics,
+            logins_sorted=ctx.logins_sorted,
+        )
         current = ctx.plans.get(account["plan_id"])
         churned = account["status"] == Account.Status.CHURNED
         outcome = scoring.Score(0, []) if churned else scoring.score(ctx.rules, facts)
@@ -271,6 +254,7 @@ def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> 
         return
     # A concurrent run (or a CSM opening one by hand) may have won the race for an account: the
     # constraint turns that into a skipped row instead of a second open opportunity.
+    _choose_plays(to_create)
     Opportunity.objects.bulk_create(to_create, ignore_conflicts=True)
     created = list(
         Opportunity.objects.filter(
@@ -292,6 +276,33 @@ def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> 
         for pk, score, reasons in created
     )
     result.created += len(created)
+    _assign_experiments([pk for pk, _, _ in created], ctx)
+
+
+def _choose_plays(to_create: list[Opportunity]) -> None:
+    """Each new opportunity gets the active play whose rules fired for it with the most points (ties: the
+    oldest play); none when no active play is tied to a rule that fired. One query."""
+    plays_by_rule: dict[int, list[int]] = {}
+    for rule_id, play_id in Play.rules.through.objects.filter(play__active=True).values_list("rule_id", "play_id"):
+        plays_by_rule.setdefault(rule_id, []).append(play_id)
+    if not plays_by_rule:
+        return
+    for opportunity in to_create:
+        points: dict[int, int] = {}
+        for reason in opportunity.reasons:
+            for play_id in plays_by_rule.get(reason["rule_id"], ()):
+                points[play_id] = points.get(play_id, 0) + reason["points"]
+        if points:
+            opportunity.play_id = min(points, key=lambda play_id: (-points[play_id], play_id))
+
+
+def _assign_experiments(created_ids: list[int], ctx: _Context) -> None:
+    """Accounts whose new opportunity has a play with a running experiment are assigned to an arm now, when
+    they first meet the play. Set-based: four queries per chunk at most."""
+    if not created_ids:
+        return
+    pairs = Opportunity.objects.filter(pk__in=created_ids, play__isnull=False).values_list("account_id", "play_id")
+    experiment_assignments_record(pairs=list(pairs), at=ctx.at)
 
 
 def _clear(to_clear: list[Opportunity], ctx: _Context, result: FlagResult) -> None:

@@ -15,6 +15,10 @@ from accounts.models import Account, MrrMovement, Plan, movement_kind
 from accounts.roles import is_manager_or_admin
 from opportunities.models import STAGE_ORDER, LostReason, Note, Opportunity, OpportunityEvent, Outcome, Stage
 from opportunities.roi import RoiInputs, roi_calculate, roi_note
+from playbooks.experiment_services import play_credit_record
+from playbooks.models import Touch
+from playbooks.selectors import touch_refusal
+from playbooks.services import touch_record
 
 # The one stage each stage moves on to; closing (won, lost, snoozed) has services of its own.
 NEXT_STAGE = {STAGE_ORDER[i]: STAGE_ORDER[i + 1] for i in range(len(STAGE_ORDER) - 1)}
@@ -30,6 +34,10 @@ class Conflict(Exception):
 
 class TransitionNotAllowed(Exception):
     """The opportunity cannot take this step from where it is (wrong stage, closed, unanswered questions)."""
+
+
+class PitchFatigue(TransitionNotAllowed):
+    """The account was touched too recently or too often (the play's gap, the 30-day cap): nothing is sent."""
 
 
 def _claim(
@@ -213,7 +221,8 @@ def opportunity_close_won(
     *, opportunity: Opportunity, plan: Plan, mrr_delta: Decimal, by: AbstractBaseUser, at: dt.datetime, version: int
 ) -> Opportunity:
     """Close as won from Present or Close: the account moves to `plan` at MRR + `mrr_delta`, and the change is
-    recorded as an MrrMovement (source "opportunity", kind from `movement_kind`) in the same transaction."""
+    recorded as an MrrMovement (source "opportunity", kind from `movement_kind`) in the same transaction, and
+    the win is credited to the play that touched the account first (playbooks `play_credit_record`)."""
     _require_open(opportunity)
     if opportunity.stage not in WIN_STAGES:
         raise TransitionNotAllowed("An opportunity is won from Present or Close.")
@@ -260,6 +269,7 @@ def opportunity_close_won(
         changes={"outcome": Outcome.WON, "plan": plan.name, "mrr_delta": str(mrr_delta)},
         message=f"Won: {plan.name}, {mrr_delta:+,.2f} {account.currency} MRR",
     )
+    play_credit_record(opportunity_id=opportunity.pk, account=account, won_at=at, mrr_delta=mrr_delta)
     return opportunity
 
 
@@ -379,10 +389,23 @@ def opportunity_email_send(
     """Send the presentation email through Django's mailer and record it in the timeline.
 
     The version is claimed first, so a stale form sends nothing; the mail goes out only if the
-    transaction commits, so a failure afterwards leaves no sent mail without its event.
+    transaction commits, so a failure afterwards leaves no sent mail without its event. The email is a
+    touch of the account by the opportunity's play: refused (PitchFatigue) when the play's gap between
+    touches or the 30-day cap would be exceeded, recorded otherwise.
     """
     _require_open(opportunity)
+    if refusal := touch_refusal(account=opportunity.account, play=opportunity.play, now=at):
+        raise PitchFatigue(refusal)
     _claim(opportunity, version=version, at=at)
+    touch_record(
+        account=opportunity.account,
+        play=opportunity.play,
+        variant=None,
+        kind=Touch.Kind.EMAIL,
+        by=by,
+        at=at,
+        detail=subject,
+    )
     _event(
         opportunity,
         kind=OpportunityEvent.Kind.EMAIL_SENT,

@@ -1,3 +1,11 @@
-"""Admin settings pages under /settings/ (namespace "settings", joined in upsell_crm/urls.py)."""
+"""Admin settings pages under /settings/ (namespace "settings", joined in upsell_crm/urls.py): the plays."""
 
-urlpatterns = []
+from django.urls import path
+
+from playbooks import play_views
+
+urlpatterns = [
+    path("plays/", play_views.plays, name="plays"),
+    path("plays/new/", play_views.play_create, name="play_create"),
+    path("plays/<int:pk>/", play_views.play_edit, name="play_edit"),
+]
