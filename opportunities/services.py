@@ -79,7 +79,12 @@ def _event(
     )
 
 
-def _require_open(opportunity: Opportunity) -> None:
+def _require_open(opportunity: Opportunity, *, version: int | None = None) -> None:
+    """The opportunity is open and, when the form's `version` is given, still at it: a form drawn before
+    someone else's change answers Conflict (409, a fresh panel) even when that change also closed it or
+    moved it on, rather than a refusal that would hide the other change."""
+    if version is not None and opportunity.version != version:
+        raise Conflict(f"Opportunity {opportunity.pk} changed since version {version}.")
     if opportunity.outcome != Outcome.OPEN:
         raise TransitionNotAllowed("This opportunity is closed.")
 
@@ -106,7 +111,7 @@ def opportunity_advance(
 
     Leaving Qualify needs the need and budget answered; leaving Present needs a target plan.
     """
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     from_stage = opportunity.stage
     if NEXT_STAGE.get(Stage(from_stage)) != to:
         raise TransitionNotAllowed(f"An opportunity in {Stage(from_stage).label} cannot move to {Stage(to).label}.")
@@ -134,7 +139,7 @@ def opportunity_qualify(
 
     Moving on requires `need_confirmed` and `budget_confirmed` answered (True or False, not None).
     """
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     if opportunity.stage != Stage.QUALIFY:
         raise TransitionNotAllowed("Only an opportunity in Qualify takes qualification answers.")
     qualification = {key: answers.get(key) for key in QUALIFICATION_KEYS}
@@ -177,7 +182,7 @@ def opportunity_present(
 
     The expected MRR delta is the target plan's monthly price minus the account's MRR today.
     """
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     if opportunity.stage != Stage.PRESENT:
         raise TransitionNotAllowed("Only an opportunity in Present takes a presentation.")
     account = opportunity.account
@@ -223,7 +228,7 @@ def opportunity_close_won(
     """Close as won from Present or Close: the account moves to `plan` at MRR + `mrr_delta`, and the change is
     recorded as an MrrMovement (source "opportunity", kind from `movement_kind`) in the same transaction, and
     the win is credited to the play that touched the account first (playbooks `play_credit_record`)."""
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     if opportunity.stage not in WIN_STAGES:
         raise TransitionNotAllowed("An opportunity is won from Present or Close.")
     # The account row is locked so a billing webhook cannot change the MRR between our read and write.
@@ -278,7 +283,7 @@ def opportunity_close_lost(
     *, opportunity: Opportunity, reason: LostReason, detail: str, by: AbstractBaseUser, at: dt.datetime, version: int
 ) -> Opportunity:
     """Close as lost from any open stage, with a reason from the admin-edited list and free text."""
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     from_stage = opportunity.stage
     _claim(
         opportunity, version=version, at=at, outcome=Outcome.LOST, closed_at=at, lost_reason=reason, lost_detail=detail
@@ -300,7 +305,7 @@ def opportunity_snooze(
     *, opportunity: Opportunity, until: dt.date, by: AbstractBaseUser, at: dt.datetime, version: int
 ) -> Opportunity:
     """Not now: set the opportunity aside until `until` (after today); it returns to the queue on that day."""
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     if until <= at.date():
         raise TransitionNotAllowed("Snooze until a day after today.")
     _claim(opportunity, version=version, at=at, outcome=Outcome.SNOOZED, closed_at=at, snoozed_until=until)
@@ -393,7 +398,7 @@ def opportunity_email_send(
     touch of the account by the opportunity's play: refused (PitchFatigue) when the play's gap between
     touches or the 30-day cap would be exceeded, recorded otherwise.
     """
-    _require_open(opportunity)
+    _require_open(opportunity, version=version)
     if refusal := touch_refusal(account=opportunity.account, play=opportunity.play, now=at):
         raise PitchFatigue(refusal)
     _claim(opportunity, version=version, at=at)

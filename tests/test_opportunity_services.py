@@ -55,6 +55,16 @@ def test_it_answers_a_stale_version_with_a_conflict_and_changes_nothing(opportun
     assert OpportunityEvent.objects.count() == 1
 
 
+def test_a_form_drawn_before_someone_else_moved_it_on_gets_a_conflict_not_a_refusal(opportunity, csm, manager):
+    # Casey's panel shows Identify at version 1; Morgan moves it to Qualify first.
+    services.opportunity_advance(opportunity=opportunity, to=Stage.QUALIFY, by=manager, at=NOW, version=1)
+    current = Opportunity.objects.get()
+
+    with pytest.raises(services.Conflict):
+        services.opportunity_advance(opportunity=current, to=Stage.QUALIFY, by=csm, at=NOW, version=1)
+    assert OpportunityEvent.objects.count() == 1
+
+
 def test_it_requires_need_and_budget_answered_before_leaving_qualify(opportunity, csm):
     at_stage(opportunity, Stage.QUALIFY)
     with pytest.raises(services.TransitionNotAllowed):

@@ -215,7 +215,7 @@ def test_it_lists_plays_with_their_rules_and_counts_in_a_fixed_number_of_queries
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_forbids_everyone_but_admins(client, request, persona):
+def test_it_forbids_everyone_but_admins(db, client, request, persona):
     client.force_login(request.getfixturevalue(persona))
     play = Play.objects.create(name="Seats upgrade")
 

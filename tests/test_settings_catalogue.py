@@ -432,7 +432,7 @@ def catalogue_urls() -> list[tuple[str, str, dict]]:
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_refuses_csms_and_managers_every_catalogue_page_and_changes_nothing(client, persona, request):
+def test_it_refuses_csms_and_managers_every_catalogue_page_and_changes_nothing(db, client, persona, request):
     client.force_login(request.getfixturevalue(persona))
 
     for method, url, data in catalogue_urls():

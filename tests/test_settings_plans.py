@@ -279,7 +279,7 @@ def test_it_removes_a_feature_ticked_for_removal(ada):
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_refuses_csms_and_managers_every_plan_page_with_the_apps_403_page(client, persona, request):
+def test_it_refuses_csms_and_managers_every_plan_page_with_the_apps_403_page(db, client, persona, request):
     client.force_login(request.getfixturevalue(persona))
     pro = plan("Pro")
 
