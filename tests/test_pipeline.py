@@ -113,3 +113,47 @@ def test_new_usage_refreshes_and_rescores_its_accounts_once_committed(
     assert AccountIndicator.objects.filter(account__in=touched).count() == 2 * 5
     assert AccountIndicator.objects.exclude(account__in=touched).count() == 0
     assert set(Opportunity.objects.open().values_list("account_id", flat=True)) == {a.pk for a in touched}
+
+
+def test_a_full_run_fans_the_refresh_out_in_chunks_and_flags_once_the_last_is_done(
+    growing_accounts, eager_celery, monkeypatch
+):
+    from opportunities import tasks
+
+    chunks = []
+    real_chunk = tasks.refresh_chunk.run
+
+    def spy(**kwargs):
+        chunks.append((kwargs["first_id"], kwargs["last_id"]))
+        # Flagging must not start before every chunk is refreshed.
+        assert not Opportunity.objects.exists()
+        real_chunk(**kwargs)
+
+    monkeypatch.setattr(tasks, "PIPELINE_CHUNK_ACCOUNTS", 4)
+    monkeypatch.setattr(tasks.refresh_chunk, "run", spy)
+
+    run_pipeline_task.delay(as_of=AS_OF.isoformat())
+
+    ids = sorted(a.pk for a in growing_accounts)
+    assert chunks == [(ids[0], ids[3]), (ids[4], ids[5])]
+    assert AccountIndicator.objects.filter(account_id__in=ids, metric=metric("storage_gb")).count() == 6
+    assert Opportunity.objects.open().count() > 0
+    token = lock_acquire()
+    assert token is not None, "the flagging released the pipeline lock"
+    lock_release(token)
+
+
+def test_a_failing_chunk_releases_the_lock_so_the_next_beat_can_run(growing_accounts, eager_celery, monkeypatch):
+    from opportunities import tasks
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(tasks, "account_indicators_refresh", broken)
+
+    with pytest.raises(RuntimeError):
+        run_pipeline_task.delay(as_of=AS_OF.isoformat())
+
+    token = lock_acquire()
+    assert token is not None
+    lock_release(token)
