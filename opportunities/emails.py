@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import AccountIndicator
 from opportunities.models import Opportunity
+from playbooks.experiment_services import PlayContent, experiment_arm, play_content_for
 from playbooks.sandbox import MERGE_FIELDS, Kind, TemplateRefused, sandbox_render
 from playbooks.selectors import premium_feature_uses
 
@@ -73,12 +74,15 @@ def focus_indicator(opportunity: Opportunity, indicators: list[AccountIndicator]
     return max(measured, key=lambda indicator: indicator.utilization, default=None)
 
 
-def merge_context(opportunity: Opportunity, *, sender, premium_features: bool = False) -> dict[str, object]:
+def merge_context(
+    opportunity: Opportunity, *, sender, premium_features: bool = False, content: PlayContent | None = None
+) -> dict[str, object]:
     """The flat, plain values the merge fields take for this opportunity.
 
     price_delta = target plan's monthly price − current plan's monthly price (empty without both plans).
     premium_features (trial features used in the last 90 days, "Feature (n times)") costs a query, so it is
-    looked up only when asked for.
+    looked up only when asked for. trial_days comes from `content` (the play's, or its A/B variant's) when
+    given, else from the play.
     """
     account = opportunity.account
     current = account.plan if account.plan_id else None
@@ -98,7 +102,7 @@ def merge_context(opportunity: Opportunity, *, sender, premium_features: bool = 
         "projected_limit_date": focus.projected_limit_on if focus else None,
         "roi_note": opportunity.roi_note,
         "value_proposition": (opportunity.roi_inputs or {}).get("value_proposition", ""),
-        "trial_days": play.trial_days if play else None,
+        "trial_days": content.trial_days if content else (play.trial_days if play else None),
         "trial_ends_on": opportunity.trial_ends_on,
         "csm_name": sender.get_full_name() or sender.get_username(),
         "csm_email": sender.email,
@@ -112,16 +116,30 @@ def merge_context(opportunity: Opportunity, *, sender, premium_features: bool = 
     return context
 
 
+def draft_content(opportunity: Opportunity) -> PlayContent | None:
+    """What the opportunity's play sends this account: the play's email and trial offer, with the fields of
+    the account's A/B variant in their place when the play runs an experiment. Read only: the arm is the
+    stored one, else the one the account will get (the assignment is deterministic); sending stores it."""
+    play = opportunity.play
+    if play is None:
+        return None
+    arm = experiment_arm(account=opportunity.account, play=play)
+    return play_content_for(play=play, variant=arm[1] if arm else None)
+
+
 def draft(opportunity: Opportunity, *, sender) -> tuple[str, str]:
-    """(subject, body) from the play's template, or the default one, merged for this opportunity.
+    """(subject, body) from the play's template (its A/B variant's, see `draft_content`), or the default
+    one, merged for this opportunity.
 
     A play template the sandbox refuses (saved before it was checked, or through the Django admin) gives
     way to the default one rather than breaking the page.
     """
-    play = opportunity.play
-    subject = play.email_subject if play and play.email_subject else DEFAULT_SUBJECT
-    body = play.email_body if play and play.email_body else DEFAULT_BODY
-    context = merge_context(opportunity, sender=sender, premium_features="premium_features" in subject + body)
+    content = draft_content(opportunity)
+    subject = content.email_subject if content and content.email_subject else DEFAULT_SUBJECT
+    body = content.email_body if content and content.email_body else DEFAULT_BODY
+    context = merge_context(
+        opportunity, sender=sender, premium_features="premium_features" in subject + body, content=content
+    )
     try:
         subject = merge(subject, context, kind=Kind.SUBJECT)
     except TemplateRefused:

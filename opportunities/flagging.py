@@ -23,7 +23,9 @@ from opportunities.sizing import PROJECTION_DAYS, PlanOption, expected_mrr_delta
 from playbooks import rules as scoring
 from playbooks.experiment_services import experiment_assignments_record
 from playbooks.facts import account_facts
+from playbooks.fatigue import fatigue_check
 from playbooks.models import Play, Rule, ScoringPolicy
+from playbooks.selectors import past_touches, recent_touches_by_account
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +256,7 @@ def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> 
         return
     # A concurrent run (or a CSM opening one by hand) may have won the race for an account: the
     # constraint turns that into a skipped row instead of a second open opportunity.
-    _choose_plays(to_create)
+    _choose_plays(to_create, ctx)
     Opportunity.objects.bulk_create(to_create, ignore_conflicts=True)
     created = list(
         Opportunity.objects.filter(
@@ -279,21 +281,46 @@ def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> 
     _assign_experiments([pk for pk, _, _ in created], ctx)
 
 
-def _choose_plays(to_create: list[Opportunity]) -> None:
+def _choose_plays(to_create: list[Opportunity], ctx: _Context) -> None:
     """Each new opportunity gets the active play whose rules fired for it with the most points (ties: the
-    oldest play); none when no active play is tied to a rule that fired. One query."""
+    oldest play) among those that may touch the account now; none when no active play is tied to a rule
+    that fired, or when none of those may. Two queries.
+
+    Pitch fatigue, as flagging respects it: flagging touches nobody itself, but it starts a play on the
+    account, and the play's email, prompt or trial would be refused. So a play is passed over when, at
+    `ctx.at`, its gap since its last touch of the account has not passed, or the account has had its
+    `max_touches_per_30_days` touches by all plays (`playbooks.fatigue.fatigue_check`); the next play
+    that may touch it is chosen instead. The opportunity itself still opens: a CSM may work it without a
+    play. Touches are loaded once for the chunk's new opportunities.
+    """
     plays_by_rule: dict[int, list[int]] = {}
-    for rule_id, play_id in Play.rules.through.objects.filter(play__active=True).values_list("rule_id", "play_id"):
+    gaps: dict[int, int] = {}
+    for rule_id, play_id, gap in Play.rules.through.objects.filter(play__active=True).values_list(
+        "rule_id", "play_id", "play__min_days_between_touches"
+    ):
         plays_by_rule.setdefault(rule_id, []).append(play_id)
+        gaps[play_id] = gap
     if not plays_by_rule:
         return
+    touches = recent_touches_by_account(
+        account_ids=[o.account_id for o in to_create], now=ctx.at, days=max(gaps.values())
+    )
     for opportunity in to_create:
         points: dict[int, int] = {}
         for reason in opportunity.reasons:
             for play_id in plays_by_rule.get(reason["rule_id"], ()):
                 points[play_id] = points.get(play_id, 0) + reason["points"]
-        if points:
-            opportunity.play_id = min(points, key=lambda play_id: (-points[play_id], play_id))
+        recent = touches.get(opportunity.account_id, [])
+        for play_id in sorted(points, key=lambda play_id: (-points[play_id], play_id)):
+            refusal = fatigue_check(
+                past_touches(recent, play_id=play_id),
+                play_gap_days=gaps[play_id],
+                max_per_30_days=ctx.policy.max_touches_per_30_days,
+                now=ctx.at,
+            )
+            if refusal is None:
+                opportunity.play_id = play_id
+                break
 
 
 def _assign_experiments(created_ids: list[int], ctx: _Context) -> None:

@@ -15,7 +15,7 @@ from accounts.models import Account, MrrMovement, Plan, movement_kind
 from accounts.roles import is_manager_or_admin
 from opportunities.models import STAGE_ORDER, LostReason, Note, Opportunity, OpportunityEvent, Outcome, Stage
 from opportunities.roi import RoiInputs, roi_calculate, roi_note
-from playbooks.experiment_services import play_credit_record
+from playbooks.experiment_services import experiment_assign, play_credit_record
 from playbooks.models import Touch
 from playbooks.selectors import touch_refusal
 from playbooks.services import touch_record
@@ -38,6 +38,10 @@ class TransitionNotAllowed(Exception):
 
 class PitchFatigue(TransitionNotAllowed):
     """The account was touched too recently or too often (the play's gap, the 30-day cap): nothing is sent."""
+
+
+class HeldOut(TransitionNotAllowed):
+    """The account is in the control group of the play's running experiment: the play sends it nothing."""
 
 
 def _claim(
@@ -396,16 +400,21 @@ def opportunity_email_send(
     The version is claimed first, so a stale form sends nothing; the mail goes out only if the
     transaction commits, so a failure afterwards leaves no sent mail without its event. The email is a
     touch of the account by the opportunity's play: refused (PitchFatigue) when the play's gap between
-    touches or the 30-day cap would be exceeded, recorded otherwise.
+    touches or the 30-day cap would be exceeded, recorded otherwise. When the play runs an experiment, the
+    account is assigned to its arm (if it was not yet): the control group is refused (HeldOut), a variant
+    is recorded on the touch.
     """
     _require_open(opportunity, version=version)
+    arm = experiment_assign(account=opportunity.account, play=opportunity.play, at=at) if opportunity.play else None
+    if arm is not None and arm[1] is None:
+        raise HeldOut(f"This account is in the control group of experiment “{arm[0].name}”: the play sends it nothing.")
     if refusal := touch_refusal(account=opportunity.account, play=opportunity.play, now=at):
         raise PitchFatigue(refusal)
     _claim(opportunity, version=version, at=at)
     touch_record(
         account=opportunity.account,
         play=opportunity.play,
-        variant=None,
+        variant=arm[1] if arm is not None else None,
         kind=Touch.Kind.EMAIL,
         by=by,
         at=at,

@@ -255,6 +255,59 @@ def experiment_assign(*, account: Account, play: Play, at: dt.datetime) -> tuple
     return experiment, stored.variant
 
 
+def _variant_of(experiment: Experiment, variant_id: int | None) -> Variant | None:
+    return next((v for v in experiment.variants.all() if v.pk == variant_id), None)
+
+
+def experiment_arm(*, account: Account, play: Play) -> tuple[Experiment, Variant | None] | None:
+    """The arm of the account in the play's running experiment without storing anything: the stored one,
+    else the one it will get (the assignment is deterministic). For pages that only show content, such as
+    the email draft; None when the play runs no experiment. Three queries at most."""
+    experiment = _running_experiments([play.pk]).get(play.pk)
+    if experiment is None:
+        return None
+    stored = Assignment.objects.filter(experiment=experiment, account_id=account.pk).values_list("variant_id").first()
+    variant_id = stored[0] if stored is not None else _arm(experiment, account.pk)
+    return experiment, _variant_of(experiment, variant_id)
+
+
+def experiment_assign_plays(
+    *, account: Account, play_ids: Iterable[int], at: dt.datetime
+) -> dict[int, tuple[Experiment, Variant | None]]:
+    """`experiment_assign` for several plays at once: by play id, the account's (experiment, variant) in
+    each play that runs an experiment (variant None = control), assigned and stored the first time.
+
+    Five queries at most whatever the number of plays: running experiments and their variants, stored
+    assignments, then the missing ones inserted (ON CONFLICT DO NOTHING) and read back.
+    """
+    running = _running_experiments(play_ids)
+    if not running:
+        return {}
+    by_experiment = {e.pk: e for e in running.values()}
+    stored = dict(
+        Assignment.objects.filter(experiment_id__in=by_experiment, account_id=account.pk).values_list(
+            "experiment_id", "variant_id"
+        )
+    )
+    missing = [e for pk, e in by_experiment.items() if pk not in stored]
+    if missing:
+        Assignment.objects.bulk_create(
+            [
+                Assignment(experiment=e, account_id=account.pk, variant_id=_arm(e, account.pk), assigned_at=at)
+                for e in missing
+            ],
+            ignore_conflicts=True,
+        )
+        stored.update(
+            Assignment.objects.filter(experiment__in=missing, account_id=account.pk).values_list(
+                "experiment_id", "variant_id"
+            )
+        )
+    return {
+        play_id: (experiment, _variant_of(experiment, stored[experiment.pk])) for play_id, experiment in running.items()
+    }
+
+
 def is_in_control(*, account: Account, play: Play) -> bool:
     """True when the account is held out of the play: it sits in the control group of the play's running
     experiment. Emails and in-app prompts of the play must skip such an account.

@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts.models import Account, AccountEngagement, AccountIndicator
 from opportunities.flagging import opportunities_flag
 from opportunities.models import AccountScore, Opportunity, OpportunityEvent, Outcome, ScoreHistory, Stage
-from playbooks.models import Rule, ScoringPolicy
+from playbooks.models import Play, Rule, ScoringPolicy, Touch
+from playbooks.services import touch_record
 from tests.factories import AccountFactory, OpportunityFactory, metric, plan
 
 AS_OF = dt.date(2026, 11, 20)
@@ -256,3 +257,80 @@ def test_it_opens_one_opportunity_when_another_one_appeared_meanwhile(account):
     flag()
 
     assert Opportunity.objects.open().count() == 1
+
+
+def storage_plays():
+    """Two plays on the default storage rules: the 80% rule (35 points) outranks the 30-day one (30)."""
+    talk = Play.objects.create(name="Storage talk", min_days_between_touches=7)
+    talk.rules.add(Rule.objects.get(name="Storage at 80% or more"))
+    soon = Play.objects.create(name="Storage soon", min_days_between_touches=7)
+    soon.rules.add(Rule.objects.get(name="Storage limit within 30 days"))
+    return talk, soon
+
+
+def test_it_starts_the_play_whose_rules_scored_most(account):
+    set_usage(account, "storage_gb", 9.2, slope=0.1)
+    talk, _ = storage_plays()
+
+    flag()
+
+    assert open_opportunity(account).play == talk
+
+
+def test_it_passes_over_a_play_still_within_its_gap_since_it_last_touched_the_account(account):
+    set_usage(account, "storage_gb", 9.2, slope=0.1)
+    talk, soon = storage_plays()
+    touch_record(
+        account=account,
+        play=talk,
+        variant=None,
+        kind=Touch.Kind.PROMPT_IMPRESSION,
+        by=None,
+        at=AT - dt.timedelta(days=2),
+    )
+
+    flag()
+
+    assert open_opportunity(account).play == soon
+
+
+def test_it_opens_the_opportunity_without_a_play_when_the_account_had_its_touches_of_the_month(account):
+    set_usage(account, "storage_gb", 9.2, slope=0.1)
+    storage_plays()
+    ScoringPolicy.objects.update_or_create(pk=1, defaults={"max_touches_per_30_days": 2})
+    for days in (3, 25):
+        touch_record(
+            account=account, play=None, variant=None, kind=Touch.Kind.EMAIL, by=None, at=AT - dt.timedelta(days=days)
+        )
+
+    flag()
+
+    opportunity = open_opportunity(account)
+    assert opportunity.play is None
+    assert opportunity.score == 65
+
+
+def test_it_checks_pitch_fatigue_in_a_fixed_number_of_queries_per_chunk(csm):
+    talk, _ = storage_plays()
+
+    def seed(n):
+        for _ in range(n):
+            a = AccountFactory(owner=csm)
+            set_usage(a, "storage_gb", 9.2, slope=0.1)
+            touch_record(
+                account=a, play=talk, variant=None, kind=Touch.Kind.EMAIL, by=None, at=AT - dt.timedelta(days=1)
+            )
+
+    def queries(at):
+        with CaptureQueriesContext(connection) as ctx:
+            flag(at=at, chunk_size=100)
+        return len(ctx.captured_queries)
+
+    seed(2)
+    small = queries(AT)
+    Opportunity.objects.all().delete()
+    seed(20)
+    large = queries(AT + dt.timedelta(hours=1))
+
+    assert small == large
+    assert set(Opportunity.objects.values_list("play__name", flat=True)) == {"Storage soon"}

@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts.models import AccountIndicator, EngagementEvent
 from opportunities.emails import draft, merge
 from opportunities.models import Opportunity, OpportunityEvent, Stage
-from playbooks.models import Play, ScoringPolicy, Touch
+from playbooks.experiment_services import VariantSpec, experiment_create, experiment_start
+from playbooks.models import Assignment, Play, ScoringPolicy, Touch
 from playbooks.sandbox import TemplateRefused
 from playbooks.services import touch_record
 from tests.factories import EngagementEventFactory, OpportunityFactory, metric, plan
@@ -207,3 +208,74 @@ def test_it_refuses_to_send_over_the_global_cap_whatever_the_play(csm_client, ac
     assert response.status_code == 422
     assert "the most allowed is 2" in response.content.decode()
     assert mail.outbox == []
+
+
+def running_experiment(play, by, *, variants, control_share=0.10):
+    experiment = experiment_create(
+        play=play, name="Subject test", variants=variants, control_share=control_share, by=by, at=timezone.now()
+    )
+    return experiment_start(experiment=experiment, by=by, at=timezone.now())
+
+
+def test_the_draft_takes_the_subject_body_and_trial_of_the_accounts_variant(account, csm, admin_user):
+    play = Play.objects.create(
+        name="Seats upgrade", email_subject="Room on {{ target_plan }}", email_body="Plain", trial_days=14
+    )
+    # No control group and one variant: every account is in it.
+    running_experiment(
+        play,
+        admin_user,
+        control_share=0,
+        variants=[
+            VariantSpec(
+                name="Urgent",
+                email_subject="Only days left, {{ account_name }}",
+                email_body="{{ trial_days }} days free",
+                trial_days=30,
+            )
+        ],
+    )
+    opportunity = OpportunityFactory(account=account, play=play, target_plan=plan("Pro"))
+
+    assert draft(opportunity, sender=csm) == ("Only days left, Acme Analytics", "30 days free\n")
+    assert not Assignment.objects.exists()  # drafting stores nothing; sending assigns
+
+
+def test_sending_assigns_the_account_and_records_its_variant_on_the_touch(
+    csm_client, account, admin_user, django_capture_on_commit_callbacks
+):
+    play = Play.objects.create(name="Seats upgrade", target_plan=plan("Pro"))
+    experiment = running_experiment(play, admin_user, control_share=0, variants=[VariantSpec(name="Urgent")])
+    opportunity = _present(OpportunityFactory(account=account, play=play), target_plan=plan("Pro"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = csm_client.post(reverse("opportunities:email", args=[opportunity.pk]), SEND, headers=HTMX)
+
+    assert response.status_code == 200
+    assert len(mail.outbox) == 1
+    urgent = experiment.variants.get()
+    assert Touch.objects.get().variant == urgent
+    assert Assignment.objects.get(account=account).variant == urgent
+
+
+def test_it_sends_nothing_to_an_account_in_the_control_group(
+    csm_client, account, admin_user, django_capture_on_commit_callbacks
+):
+    play = Play.objects.create(name="Seats upgrade", target_plan=plan("Pro"))
+    experiment = running_experiment(play, admin_user, variants=[VariantSpec(name="Urgent")])
+    Assignment.objects.create(experiment=experiment, account=account, variant=None, assigned_at=timezone.now())
+    opportunity = _present(OpportunityFactory(account=account, play=play), target_plan=plan("Pro"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = csm_client.post(reverse("opportunities:email", args=[opportunity.pk]), SEND, headers=HTMX)
+
+    assert response.status_code == 422
+    assert (
+        "This account is in the control group of experiment “Subject test”: the play sends it nothing."
+        in response.content.decode()
+    )
+    assert mail.outbox == []
+    assert not Touch.objects.exists()
+    assert not OpportunityEvent.objects.filter(kind=OpportunityEvent.Kind.EMAIL_SENT).exists()
+    opportunity.refresh_from_db()
+    assert opportunity.version == 1

@@ -10,6 +10,8 @@ from accounts.models import Account, MrrMovement
 from opportunities import services
 from opportunities.models import LostReason, Note, Opportunity, OpportunityEvent, Outcome, Stage
 from opportunities.roi import RoiInputs
+from playbooks.experiment_services import VariantSpec, experiment_create, experiment_start
+from playbooks.models import Assignment, Play, Touch
 from tests.factories import OpportunityFactory, plan
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
@@ -190,3 +192,46 @@ def test_it_adds_a_note_to_the_account_and_the_opportunity_trail(opportunity, ac
     assert Note.objects.get() == note
     assert note.body == "Call went well"
     assert opportunity.events.get().kind == "note"
+
+
+def start_experiment(play, by, *, control_share):
+    experiment = experiment_create(
+        play=play,
+        name="Subject test",
+        variants=[VariantSpec(name="Urgent")],
+        control_share=control_share,
+        by=by,
+        at=NOW,
+    )
+    return experiment_start(experiment=experiment, by=by, at=NOW)
+
+
+def test_it_refuses_the_email_of_a_play_to_an_account_held_out_of_its_experiment(
+    account, csm, admin_user, django_capture_on_commit_callbacks
+):
+    play = Play.objects.create(name="Seats upgrade")
+    experiment = start_experiment(play, admin_user, control_share=0.10)
+    Assignment.objects.create(experiment=experiment, account=account, variant=None, assigned_at=NOW)
+    opportunity = OpportunityFactory(account=account, play=play)
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.HeldOut, match="control group"):
+        services.opportunity_email_send(
+            opportunity=opportunity, to=["buyer@example.com"], subject="Hi", body="Body", by=csm, at=NOW, version=1
+        )
+
+    assert mail.outbox == []
+    assert not Touch.objects.exists()
+    assert not opportunity.events.exists()
+
+
+def test_it_records_the_accounts_variant_on_the_email_touch(account, csm, admin_user):
+    play = Play.objects.create(name="Seats upgrade")
+    experiment = start_experiment(play, admin_user, control_share=0)  # no control group: everyone is in Urgent
+    opportunity = OpportunityFactory(account=account, play=play)
+
+    services.opportunity_email_send(
+        opportunity=opportunity, to=["buyer@example.com"], subject="Hi", body="Body", by=csm, at=NOW, version=1
+    )
+
+    touch = Touch.objects.get()
+    assert (touch.play, touch.variant, touch.kind) == (play, experiment.variants.get(), Touch.Kind.EMAIL)

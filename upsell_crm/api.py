@@ -32,6 +32,7 @@ api.add_router("/", accounts_router)
 api.add_router("/", opportunities_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", "accounts.metrics_api.router")
+api.add_router("/", "playbooks.prompts_api.router")
 
 
 def urls():
