@@ -93,6 +93,12 @@ def run_pipeline(self, *, as_of: str | None = None, account_ids: list[int] | Non
     if not ranges:
         flag_candidates.delay(as_of=as_of, lock_token=token)
         return
-    cache.set(_pending_key(token), len(ranges), LOCK_TTL_SECONDS)
+    # `add`, not `set`: with Redis unreachable it raises instead of being dropped, so the run fails here and
+    # frees its lock rather than leaving chunks that could never count down to the flagging.
+    try:
+        cache.add(_pending_key(token), len(ranges), LOCK_TTL_SECONDS)
+    except Exception:
+        lock_release(token)
+        raise
     for first_id, last_id in ranges:
         refresh_chunk.delay(as_of=as_of, first_id=first_id, last_id=last_id, lock_token=token)
