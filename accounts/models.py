@@ -185,6 +185,8 @@ class Account(models.Model):
         ]
         indexes = [
             models.Index(fields=["owner", "name"], name="account_owner_name_idx"),
+            # "The accounts of this CSM" as an index-only scan: the queue's visibility subquery.
+            models.Index(fields=["owner", "id"], name="account_owner_id_idx"),
             models.Index(Lower("name"), name="account_name_lower_idx"),
         ]
 

@@ -102,11 +102,12 @@ def ensure_demo(env: dict, n_accounts: int) -> None:
         manage(env, "seed_demo", "--reset", "--accounts", str(n_accounts), "--as-of", AS_OF, timeout=1200)
         print(f"data: seeded {n_accounts:,} demo accounts (pipeline included) in {time.perf_counter() - t0:.0f} s")
     # Fresh statistics: right after a bulk seed the planner still thinks the tables are empty and picks
-    # plans no production database would run.
+    # plans no production database would run. VACUUM too, as autovacuum would have by then in production:
+    # index-only scans (the queue's count and ranking) need the visibility map it sets.
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("ANALYZE")
+        cur.execute("VACUUM ANALYZE")
 
 
 def pick_account() -> tuple[int, int]:

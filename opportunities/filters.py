@@ -5,8 +5,17 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from accounts.filters import ANY_METRIC, OwnerFilter, _distinct_values, _near_limit_choices, _owners
-from accounts.models import Account, Plan, size_band_filter
+from accounts.filters import (
+    ANY_METRIC,
+    INDUSTRIES,
+    NEAR_LIMIT_METRICS,
+    OWNERS,
+    PLANS,
+    REGIONS,
+    CachedChoiceFilter,
+    FastSelect,
+)
+from accounts.models import Account, size_band_filter
 from accounts.roles import is_manager_or_admin
 from accounts.selectors import near_limit_filter
 from opportunities.models import Opportunity, Stage
@@ -21,25 +30,23 @@ def _account_near_limit(metric_key: str | None) -> Q:
 
 class QueueFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_search", label="Search")
-    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage")
-    plan = django_filters.ModelChoiceFilter(
-        field_name="account__plan", queryset=Plan.objects.order_by("tier_rank"), empty_label="Any plan", label="Plan"
-    )
-    industry = django_filters.ChoiceFilter(
-        field_name="account__industry", choices=_distinct_values("industry"), empty_label="Any industry"
-    )
+    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage", widget=FastSelect)
+    plan = CachedChoiceFilter(field_name="account__plan", cached=PLANS, empty_label="Any plan", label="Plan")
+    industry = CachedChoiceFilter(field_name="account__industry", cached=INDUSTRIES, empty_label="Any industry")
     size = django_filters.ChoiceFilter(
-        choices=Account.Size.choices, method="filter_size", empty_label="Any size", label="Company size"
+        choices=Account.Size.choices,
+        method="filter_size",
+        empty_label="Any size",
+        label="Company size",
+        widget=FastSelect,
     )
-    region = django_filters.ChoiceFilter(
-        field_name="account__region", choices=_distinct_values("region"), empty_label="Any region"
-    )
-    near_limit = django_filters.ChoiceFilter(
-        choices=_near_limit_choices, method="filter_near_limit", empty_label="Any usage", label="Near limit"
+    region = CachedChoiceFilter(field_name="account__region", cached=REGIONS, empty_label="Any region")
+    near_limit = CachedChoiceFilter(
+        cached=NEAR_LIMIT_METRICS, method="filter_near_limit", empty_label="Any usage", label="Near limit"
     )
     score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte", label="Score from")
     score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte", label="Score to")
-    owner = OwnerFilter(queryset=_owners, empty_label="Any owner", label="Owner")
+    owner = CachedChoiceFilter(cached=OWNERS, empty_label="Any owner", label="Owner")
 
     class Meta:
         model = Opportunity

@@ -52,10 +52,15 @@ class OpportunityQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def visible_to(self, user) -> OpportunityQuerySet:
-        """A CSM sees the opportunities they own or whose account they own; managers and admins see all."""
+        """A CSM sees the opportunities they own or whose account they own; managers and admins see all.
+
+        The account side is a subquery on the account's owner rather than a join: an OR across two joined
+        tables makes PostgreSQL join every account to every opportunity before it can filter, while an OR
+        of `owner_id = me` and `account_id IN (my accounts)` stays on this table and keeps its indexes.
+        """
         if is_manager_or_admin(user):
             return self
-        return self.filter(Q(owner=user) | Q(account__owner=user))
+        return self.filter(Q(owner=user) | Q(account__in=Account.objects.filter(owner=user).values("pk")))
 
 
 class Opportunity(models.Model):
@@ -131,6 +136,14 @@ class Opportunity(models.Model):
         ]
         indexes = [
             models.Index(fields=["owner", "outcome", "score"], name="opportunity_queue_idx"),
+            # The queue in score order, whoever looks: an index-only scan that stops after a page of visible
+            # rows, and counts them without reading the wide rows (reasons, qualification, ROI). The columns
+            # after score and id only carry what the queue filters on (keys, not INCLUDE, so SQLite takes it).
+            models.Index(
+                fields=["score", "id", "owner", "account", "outcome", "snoozed_until"],
+                condition=Q(outcome__in=["open", "snoozed"]),
+                name="opportunity_queue_rank_idx",
+            ),
             models.Index(fields=["outcome", "closed_at"], name="opportunity_closed_idx"),
         ]
 

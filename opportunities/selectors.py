@@ -6,14 +6,27 @@ Querysets come back with their joins done, so templates never query.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, When
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, When, Window
+from django.db.models.fields.json import KT
 from django.db.models.functions import Lower
 
 from accounts import selectors as account_selectors
-from accounts.models import Account, AccountEngagement, EngagementEvent, MrrMovement, Plan, PlanFeature, PlanLimit
+from accounts.models import (
+    Account,
+    AccountEngagement,
+    EngagementEvent,
+    Metric,
+    MrrMovement,
+    Plan,
+    PlanFeature,
+    PlanLimit,
+)
 from opportunities.models import STAGE_ORDER, AccountScore, Note, Opportunity, OpportunityEvent, Outcome
 
 # --- Home pages ------------------------------------------------------------------------------------------
@@ -52,12 +65,66 @@ def queue_filter(*, today: dt.date) -> Q:
 
 
 def queue(*, user, today: dt.date) -> QuerySet[Opportunity]:
-    """The opportunities `user` works (all of them for a manager), with account, plan and owner joined."""
-    return (
-        Opportunity.objects.visible_to(user)
-        .filter(queue_filter(today=today))
-        .select_related("account", "account__plan", "owner", "target_plan")
-    )
+    """The opportunities `user` works (all of them for a manager), without joins: filters and sorts add the
+    ones they need, and a page's rows come from `queue_page`."""
+    return Opportunity.objects.visible_to(user).filter(queue_filter(today=today))
+
+
+# What a queue row shows, as plain values: the rest of an opportunity (qualification, ROI, notes) stays in
+# the database, and no model instances are built for a page of 25 to 50 rows.
+QUEUE_ROW_VALUES = (
+    "pk",
+    "account_id",
+    "account__name",
+    "account__industry",
+    "account__region",
+    "account__mrr",
+    "account__currency",
+    "account__plan__name",
+    "account__plan__tier_rank",
+    "stage",
+    "outcome",
+    "score",
+    "snoozed_until",
+    "next_step_on",
+    "stage_entered_at",
+    "version",
+)
+QUEUE_ROW_OWNER_VALUES = ("owner_id", "owner__username", "owner__first_name", "owner__last_name")
+
+
+def queue_rows(ids: list[int], *, with_owner: bool = False) -> list[dict]:
+    """The queue rows of the opportunities `ids`, in that order, as dicts of QUEUE_ROW_VALUES, `top_reason`
+    (and the owner's names `with_owner`): read by primary key, with their account and plan."""
+    fields = QUEUE_ROW_VALUES + (QUEUE_ROW_OWNER_VALUES if with_owner else ())
+    # The top reason's text only (Opportunity.top_reason), not the whole explanation.
+    rows = Opportunity.objects.filter(pk__in=ids).values(*fields, top_reason=KT("reasons__0__text"))
+    by_id = {row["pk"]: row for row in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def queue_page(queryset: QuerySet[Opportunity], *, number, per_page: int, with_owner: bool = False) -> Page:
+    """Page `number` of the sorted queue `queryset`, its rows from `queue_rows`, in two queries.
+
+    The ids of the page and the size of the whole queue come from one query (COUNT(*) OVER ()), so the
+    visibility rule is worked out once and no row is read wider than its index; then only the page's rows
+    are read in full. A page number past the end gives the last page, as Paginator.get_page does.
+    """
+    try:
+        number = max(int(number), 1)
+    except (TypeError, ValueError):
+        number = 1
+    ranked = queryset.annotate(total=Window(Count("pk"))).values_list("pk", "total")
+    page = list(ranked[(number - 1) * per_page : number * per_page])
+    if page:
+        total = page[0][1]
+    else:
+        total = queryset.count()
+        number = max(math.ceil(total / per_page), 1)
+        page = list(ranked[(number - 1) * per_page : number * per_page]) if total else []
+    paginator = Paginator([], per_page)
+    paginator.count = total
+    return Page(queue_rows([pk for pk, _total in page], with_owner=with_owner), number, paginator)
 
 
 # `?sort=` keys of the queue and the ordering each stands for; "-key" sorts descending.
@@ -74,6 +141,9 @@ QUEUE_SORTS = {
     "owner": (Lower("owner__username"),),
 }
 QUEUE_DEFAULT_SORT = ("score", True)
+# Sort keys whose values can be missing: those sort last either way. The others sort plainly, so that
+# PostgreSQL can read the queue in score order from its index instead of sorting every row.
+QUEUE_NULLABLE_SORTS = {"plan", "next_step", "owner"}
 
 
 def parse_queue_sort(value: str | None, *, allowed: set[str] | None = None) -> tuple[str, bool]:
@@ -93,7 +163,8 @@ def queue_sorted(queryset: QuerySet[Opportunity], *, key: str, descending: bool)
         expression = F(part) if isinstance(part, str) else part
         # "Days in stage" grows as the entry date gets older: descending days = ascending date.
         flip = descending != (key == "days")
-        ordering.append(expression.desc(nulls_last=True) if flip else expression.asc(nulls_last=True))
+        nulls_last = True if key in QUEUE_NULLABLE_SORTS else None
+        ordering.append(expression.desc(nulls_last=nulls_last) if flip else expression.asc(nulls_last=nulls_last))
     ordering.append("-pk" if descending else "pk")
     return queryset.order_by(*ordering)
 
@@ -102,19 +173,24 @@ def queue_sorted(queryset: QuerySet[Opportunity], *, key: str, descending: bool)
 
 
 def account_page(*, user) -> QuerySet[Account]:
-    """The account page's queryset: the account, its indicators, MRR movements and opportunities."""
-    return account_selectors.account_detail(user=user).prefetch_related(
-        Prefetch(
-            "opportunities",
-            queryset=Opportunity.objects.select_related(
-                "target_plan", "trial_plan", "owner", "lost_reason", "play"
-            ).order_by(
-                Case(When(outcome=Outcome.OPEN, then=0), default=1, output_field=IntegerField()),
-                "-identified_at",
-                "-pk",
+    """The account page's queryset: the account with its score and engagement joined, its indicators, MRR
+    movements and opportunities."""
+    return (
+        account_selectors.account_detail(user=user)
+        .select_related("score__target_plan", "engagement")
+        .prefetch_related(
+            Prefetch(
+                "opportunities",
+                queryset=Opportunity.objects.select_related(
+                    "target_plan", "trial_plan", "owner", "lost_reason", "play"
+                ).order_by(
+                    Case(When(outcome=Outcome.OPEN, then=0), default=1, output_field=IntegerField()),
+                    "-identified_at",
+                    "-pk",
+                ),
+                to_attr="opportunity_list",
             ),
-            to_attr="opportunity_list",
-        ),
+        )
     )
 
 
@@ -127,8 +203,16 @@ def opportunity_for(*, user, pk: int) -> QuerySet[Opportunity]:
     )
 
 
+def _one_to_one(account: Account, name: str):
+    """The account's `name` row (joined by `account_page`, else read now), or None when it has none."""
+    try:
+        return getattr(account, name)
+    except ObjectDoesNotExist:
+        return None
+
+
 def account_score(account: Account) -> AccountScore | None:
-    return AccountScore.objects.filter(account=account).select_related("target_plan").first()
+    return _one_to_one(account, "score")
 
 
 def locked_feature_hits(account: Account, *, since: dt.datetime) -> list[dict]:
@@ -152,8 +236,11 @@ class PlanComparison:
     price_delta: Decimal | None
 
 
-def plan_comparison(*, current: Plan | None, suggested: Plan | None) -> PlanComparison | None:
-    """The current and the suggested tier side by side: limits per metric, features, monthly price delta."""
+def plan_comparison(
+    *, current: Plan | None, suggested: Plan | None, metrics: list[Metric] | None = None
+) -> PlanComparison | None:
+    """The current and the suggested tier side by side: limits per metric (`metrics`, the limit metrics
+    when None), features, monthly price delta."""
     if suggested is None or (current is not None and suggested.pk == current.pk):
         return None
     plan_ids = [plan.pk for plan in (current, suggested) if plan is not None]
@@ -166,7 +253,7 @@ def plan_comparison(*, current: Plan | None, suggested: Plan | None) -> PlanComp
     for feature in PlanFeature.objects.filter(plan_id__in=plan_ids).order_by("display_order", "key"):
         features[(feature.plan_id, feature.key)] = feature
         labels.setdefault(feature.key, feature.label)
-    metrics = account_selectors.limit_metrics()
+    metrics = account_selectors.limit_metrics() if metrics is None else metrics
     current_id = current.pk if current else None
     return PlanComparison(
         current=current,
@@ -229,7 +316,7 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
 
 def engagement_trend(account: Account) -> list[dict]:
     """The account's engagement now and in the window before, one dict per figure (empty without data)."""
-    engagement = AccountEngagement.objects.filter(account=account).first()
+    engagement: AccountEngagement | None = _one_to_one(account, "engagement")
     if engagement is None:
         return []
     return [

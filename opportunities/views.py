@@ -4,10 +4,10 @@ and the forms that work an opportunity from Identify to Close."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors as account_selectors
 from accounts.roles import Role, is_manager_or_admin, role_of
+from accounts.templatetags.account_format import money
 from opportunities import emails, selectors, services
 from opportunities.filters import QueueFilter
 from opportunities.forms import (
@@ -31,6 +32,7 @@ from opportunities.forms import (
     QualifyForm,
     ReopenForm,
     SnoozeForm,
+    VersionedForm,
     yes_no_initial,
 )
 from opportunities.models import Opportunity, Outcome, Stage
@@ -84,21 +86,82 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- The queue -------------------------------------------------------------------------------------------
 
 
-def _with_days_in_stage(opportunity: Opportunity, *, today: dt.date) -> Opportunity:
-    opportunity.days_in_stage = max((today - timezone.localdate(opportunity.stage_entered_at)).days, 0)
-    opportunity.back_from_snooze = opportunity.outcome == Outcome.SNOOZED
-    opportunity.next_stage = services.NEXT_STAGE.get(Stage(opportunity.stage))
-    return opportunity
+class _RowUrls:
+    """The URLs of queue rows, each name reversed once and every row's pk filled in: reverse() costs about
+    as much as the rest of a row."""
+
+    MARKER = 987654321
+
+    def __init__(self):
+        self.patterns = {
+            name: reverse(name, args=[self.MARKER]).replace(str(self.MARKER), "{}")
+            for name in ("opportunities:advance", "opportunities:actions", "opportunities:reopen", "accounts:detail")
+        }
+
+    def __call__(self, name: str, pk: int) -> str:
+        return self.patterns[name].format(pk)
 
 
-def _row_context(request: HttpRequest, *, today: dt.date) -> dict:
-    manager = is_manager_or_admin(request.user)
-    return {
-        "today": today,
-        "show_owner": manager,
-        "owners": list(AssignForm().fields["owner"].queryset) if manager else [],
-        "snooze_default": today + dt.timedelta(days=DEFAULT_TRIAL_DAYS),
-    }
+def _queue_rows(values: list[dict], *, today: dt.date) -> list[dict]:
+    """What each queue row shows, from `selectors.queue_rows`, worked out here once per row rather than by
+    the template: at 25 to 50 rows a page, every template lookup, filter and printed number (the engine
+    localizes each one) adds up to most of the page's time. Numbers therefore arrive as text."""
+    url = _RowUrls()
+    rows = []
+    for value in values:
+        pk, stage, outcome = value["pk"], Stage(value["stage"]), value["outcome"]
+        days = max((today - timezone.localdate(value["stage_entered_at"])).days, 0)
+        back_from_snooze = outcome == Outcome.SNOOZED and value["snoozed_until"] <= today
+        next_stage = services.NEXT_STAGE.get(stage) if outcome == Outcome.OPEN else None
+        if back_from_snooze:
+            badge = ("badge--outcome-snoozed", "Back from snooze", f"Snoozed until {value['snoozed_until']:%b %-d}")
+        elif outcome == Outcome.SNOOZED:
+            badge = ("badge--outcome-snoozed", "Snoozed", f"Back in the queue on {value['snoozed_until']:%b %-d}")
+        elif outcome != Outcome.OPEN:
+            badge = (f"badge--outcome-{outcome}", Outcome(outcome).label, "")
+        else:
+            badge = (f"badge--stage-{stage}", stage.label, "")
+        plan_name = value["account__plan__name"]
+        next_step_on = value["next_step_on"]
+        row = {
+            "dom_id": f"queue-row-{pk}",
+            "score": str(value["score"]),
+            "account_name": value["account__name"],
+            "account_url": f"{url('accounts:detail', value['account_id'])}#opportunity-{pk}",
+            "segment": " · ".join(part for part in (value["account__industry"], value["account__region"]) if part),
+            "plan_name": plan_name or "No plan",
+            # As the plan_class filter has it: plans keep their colour wherever they show.
+            "plan_class": f"badge--tier{min(value['account__plan__tier_rank'], 4)}" if plan_name else "badge--none",
+            "mrr": money(value["account__mrr"], value["account__currency"]),
+            "why_now": value["top_reason"] or "—",
+            "badge_class": badge[0],
+            "badge_label": badge[1],
+            "badge_title": badge[2],
+            "days": f"{days} d",
+            "next_step_iso": next_step_on.isoformat() if next_step_on else "",
+            "next_step": f"{next_step_on:%b %-d}" if next_step_on else "",
+            "overdue": next_step_on is not None and next_step_on < today,
+            "owner_name": _owner_name(value) if "owner_id" in value else "",
+            "version": str(value["version"]),
+            "open": outcome == Outcome.OPEN,
+            "back_from_snooze": back_from_snooze,
+            # A row answering a quick action may have left the queue (snoozed, say): it stays, dimmed.
+            "in_queue": outcome == Outcome.OPEN or back_from_snooze,
+            "next_stage": next_stage.value if next_stage else "",
+            "next_stage_label": next_stage.label if next_stage else "",
+            "advance_url": url("opportunities:advance", pk),
+            "actions_url": url("opportunities:actions", pk),
+            "reopen_url": url("opportunities:reopen", pk),
+        }
+        rows.append(row)
+    return rows
+
+
+def _owner_name(value: dict) -> str:
+    if value["owner_id"] is None:
+        return "Unassigned"
+    full = f"{value['owner__first_name']} {value['owner__last_name']}".strip()
+    return full or value["owner__username"]
 
 
 @require_GET
@@ -111,12 +174,16 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     allowed = None if manager else set(selectors.QUEUE_SORTS) - {"owner"}
     sort_key, descending = selectors.parse_queue_sort(request.GET.get("sort"), allowed=allowed)
-    page = Paginator(
-        selectors.queue_sorted(filterset.qs, key=sort_key, descending=descending), QUEUE_PER_PAGE
-    ).get_page(request.GET.get("page"))
-    rows = [_with_days_in_stage(opportunity, today=today) for opportunity in page.object_list]
+    page = selectors.queue_page(
+        selectors.queue_sorted(filterset.qs, key=sort_key, descending=descending),
+        number=request.GET.get("page"),
+        per_page=QUEUE_PER_PAGE,
+        with_owner=manager,
+    )
+    rows = _queue_rows(page.object_list, today=today)
     context = {
-        **_row_context(request, today=today),
+        "today": today,
+        "show_owner": manager,
         "filter": filterset,
         "page": page,
         "rows": rows,
@@ -126,6 +193,28 @@ def queue(request: HttpRequest) -> HttpResponse:
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "opportunities/queue.html#results" if partial else "opportunities/queue.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+def opportunity_actions(request: HttpRequest, pk: int) -> HttpResponse:
+    """A queue row's further actions: snooze until a date, and assign for managers. htmx loads them into the
+    row's menu when it opens; without JavaScript they are a page of their own whose forms lead back to the
+    queue. Only the row asked for carries these forms, which keeps the queue page small."""
+    opportunity = _opportunity_or_404(request, pk)
+    today = timezone.localdate()
+    manager = is_manager_or_admin(request.user)
+    context = {
+        "opportunity": opportunity,
+        "show_owner": manager,
+        "owners": list(AssignForm().fields["owner"].queryset) if manager else [],
+        "snooze_default": today + dt.timedelta(days=DEFAULT_TRIAL_DAYS),
+        "snooze_earliest": today + dt.timedelta(days=1),
+        "in_row": bool(request.htmx),
+    }
+    template = "opportunities/actions.html#menu" if request.htmx else "opportunities/actions.html"
+    response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -237,7 +326,7 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
         "mrr_chart_data": account_selectors.mrr_history_chart_data(account.movement_list, until=today),
         "opportunities": account.opportunity_list,
         "score": score,
-        "comparison": selectors.plan_comparison(current=account.plan, suggested=suggested),
+        "comparison": selectors.plan_comparison(current=account.plan, suggested=suggested, metrics=metrics),
         "locked_features": selectors.locked_feature_hits(account, since=since),
         "engagement": selectors.engagement_trend(account),
         "locked_feature_days": LOCKED_FEATURE_DAYS,
@@ -296,14 +385,14 @@ def _panel_response(request: HttpRequest, opportunity: Opportunity, *, status: i
 
 
 def _row_response(request: HttpRequest, opportunity: Opportunity, *, status: int = 200) -> HttpResponse:
-    today = timezone.localdate()
-    opportunity = _opportunity_or_404(request, opportunity.pk)
-    context = {**_row_context(request, today=today), "opportunity": _with_days_in_stage(opportunity, today=today)}
-    context["in_queue"] = opportunity.outcome == Outcome.OPEN or (
-        opportunity.outcome == Outcome.SNOOZED and opportunity.snoozed_until <= today
-    )
+    """The fresh queue row for HTMX (dimmed once it left the queue); without JavaScript, back to the queue."""
     if not request.htmx:
         return redirect(reverse("opportunities:queue"))
+    today = timezone.localdate()
+    manager = is_manager_or_admin(request.user)
+    # The opportunity passed `_opportunity_or_404` before the action; the row is read as the queue reads it.
+    [row] = _queue_rows(selectors.queue_rows([opportunity.pk], with_owner=manager), today=today)
+    context = {"today": today, "show_owner": manager, "row": row}
     html = render_to_string("opportunities/queue.html#row", context, request=request)
     return HttpResponse(_with_messages(request, html), status=status)
 
@@ -330,78 +419,86 @@ def _invalid(request: HttpRequest, opportunity: Opportunity, **bound) -> HttpRes
     return _panel_response(request, opportunity, status=422, **bound)
 
 
-@require_POST
-def opportunity_advance(request: HttpRequest, pk: int) -> HttpResponse:
+def _quick_action(
+    request: HttpRequest,
+    pk: int,
+    form_class: type[VersionedForm],
+    *,
+    form_name: str,
+    run: Callable[..., Opportunity],
+    success: Callable[[Opportunity, dict], str],
+) -> HttpResponse:
+    """The queue's quick actions (and the panel's one-button steps) in one shape: parse the form, make one
+    service call at the version the form was drawn at, answer with the fresh row or panel.
+
+    `run(opportunity, data, by=, at=, version=)` calls the service; `success(opportunity, data)` words it.
+    """
     opportunity = _opportunity_or_404(request, pk)
-    form = AdvanceForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
-        return _invalid(request, opportunity, advance_form=form)
-    to = Stage(form.cleaned_data["to"])
+        return _invalid(request, opportunity, **{form_name: form})
+    data = form.cleaned_data
     return _run(
         request,
         opportunity,
-        lambda: services.opportunity_advance(
-            opportunity=opportunity, to=to, by=request.user, at=timezone.now(), version=form.cleaned_data["version"]
+        lambda: run(opportunity, data, by=request.user, at=timezone.now(), version=data["version"]),
+        success=success(opportunity, data),
+    )
+
+
+@require_POST
+def opportunity_advance(request: HttpRequest, pk: int) -> HttpResponse:
+    return _quick_action(
+        request,
+        pk,
+        AdvanceForm,
+        form_name="advance_form",
+        run=lambda opportunity, data, **common: services.opportunity_advance(
+            opportunity=opportunity, to=Stage(data["to"]), **common
         ),
-        success=f"{opportunity.account.name} moved to {to.label}.",
+        success=lambda opportunity, data: f"{opportunity.account.name} moved to {Stage(data['to']).label}.",
     )
 
 
 @require_POST
 def opportunity_snooze(request: HttpRequest, pk: int) -> HttpResponse:
-    opportunity = _opportunity_or_404(request, pk)
-    form = SnoozeForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, opportunity, snooze_form=form)
-    until = form.cleaned_data["until"]
-    return _run(
+    return _quick_action(
         request,
-        opportunity,
-        lambda: services.opportunity_snooze(
-            opportunity=opportunity,
-            until=until,
-            by=request.user,
-            at=timezone.now(),
-            version=form.cleaned_data["version"],
+        pk,
+        SnoozeForm,
+        form_name="snooze_form",
+        run=lambda opportunity, data, **common: services.opportunity_snooze(
+            opportunity=opportunity, until=data["until"], **common
         ),
-        success=f"{opportunity.account.name} snoozed until {until:%b %-d}.",
+        success=lambda opportunity, data: f"{opportunity.account.name} snoozed until {data['until']:%b %-d}.",
     )
 
 
 @require_POST
 def opportunity_reopen(request: HttpRequest, pk: int) -> HttpResponse:
-    opportunity = _opportunity_or_404(request, pk)
-    form = ReopenForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, opportunity, reopen_form=form)
-    return _run(
+    return _quick_action(
         request,
-        opportunity,
-        lambda: services.opportunity_reopen(
-            opportunity=opportunity, by=request.user, at=timezone.now(), version=form.cleaned_data["version"]
-        ),
-        success=f"{opportunity.account.name} is back in your queue.",
+        pk,
+        ReopenForm,
+        form_name="reopen_form",
+        run=lambda opportunity, data, **common: services.opportunity_reopen(opportunity=opportunity, **common),
+        success=lambda opportunity, data: f"{opportunity.account.name} is back in your queue.",
     )
 
 
 @require_POST
 def opportunity_assign(request: HttpRequest, pk: int) -> HttpResponse:
-    opportunity = _opportunity_or_404(request, pk)
-    form = AssignForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, opportunity, assign_form=form)
-    owner = form.cleaned_data["owner"]
-    return _run(
+    return _quick_action(
         request,
-        opportunity,
-        lambda: services.opportunity_assign(
-            opportunity=opportunity,
-            owner=owner,
-            by=request.user,
-            at=timezone.now(),
-            version=form.cleaned_data["version"],
+        pk,
+        AssignForm,
+        form_name="assign_form",
+        run=lambda opportunity, data, **common: services.opportunity_assign(
+            opportunity=opportunity, owner=data["owner"], **common
         ),
-        success=f"{opportunity.account.name} assigned to {owner.get_full_name() or owner.username}.",
+        success=lambda opportunity, data: (
+            f"{opportunity.account.name} assigned to {data['owner'].get_full_name() or data['owner'].username}."
+        ),
     )
 
 
