@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS="--accounts 5000"`.
 BENCH_ARGS ?=
 
-.PHONY: help run test lint migrations-check lock bench bench-metrics chromium clean
+.PHONY: help run test lint audit migrations-check lock bench bench-metrics chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -68,6 +68,39 @@ chromium: # Browser tests drive Debian's Chromium; install it when we can
 lint: $(STAMP) ## ruff check and ruff format --check
 	@$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# pip-audit asks PyPI's JSON API which advisories name each pinned version. Out of its reach (no network, or
+# an index mirror without the per-version pages) it would skip every package and still print "No known
+# vulnerabilities", so a probe asks first: exit 0 when the data is there, 3 when it is out of reach (then the
+# lock is reported as not audited, failing the target only with AUDIT_OFFLINE=fail), anything else fails.
+# Reached, `--strict` fails on any package pip-audit could not audit.
+AUDIT_OFFLINE ?= skip
+audit: $(STAMP) ## bandit over the app's code and pip-audit over requirements.lock; any finding fails
+	@echo "bandit: accounts opportunities playbooks upsell_crm ([tool.bandit] in pyproject.toml)"
+	$(VENV)/bin/bandit -q -r accounts opportunities playbooks upsell_crm -c pyproject.toml
+	echo "bandit: no findings"
+	probe=(
+		'import re, sys, urllib.request'
+		'version = re.search(r"^django==(\S+)", open("requirements.lock").read(), re.MULTILINE)[1]'
+		'try:'
+		'    with urllib.request.urlopen(f"https://pypi.org/pypi/django/{version}/json", timeout=15) as answer:'
+		'        found = b"\"vulnerabilities\"" in answer.read()'
+		'except OSError as error:'
+		'    print(f"  https://pypi.org/pypi/django/{version}/json: {error}", file=sys.stderr)'
+		'    sys.exit(3)'
+		'sys.exit(0 if found else 3)'
+	)
+	status=0
+	$(PY) -c "$$(printf '%s\n' "$${probe[@]}")" || status=$$?
+	if [ "$$status" = 3 ]; then
+		echo "pip-audit: NOT RUN. PyPI's vulnerability data is out of reach from this machine, so" \
+			"requirements.lock was not audited. Run \`make audit\` where https://pypi.org answers."
+		[ "$(AUDIT_OFFLINE)" != fail ]
+		exit
+	elif [ "$$status" != 0 ]; then
+		exit "$$status"
+	fi
+	$(VENV)/bin/pip-audit -r requirements.lock --require-hashes --disable-pip --strict --progress-spinner off
 
 migrations-check: $(STAMP) ## Fail when a model change has no migration
 	@DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run

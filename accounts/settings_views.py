@@ -455,9 +455,11 @@ def audit_rows(entries: Iterable[AuditEntry]) -> list[tuple[AuditEntry, list[Cha
             if key in fields or model is None:
                 continue
             try:
-                fields[key] = model._meta.get_field(key)
+                field = model._meta.get_field(key)
             except FieldDoesNotExist:
-                fields[key] = None
+                field = None
+            # A reverse relation (an experiment's variants) is snapshotted as the related rows, not their ids.
+            fields[key] = None if field is not None and field.is_relation and field.auto_created else field
         if model is not None:
             for side in (entry.before or {}, entry.after or {}):
                 for key, value in side.items():

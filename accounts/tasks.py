@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 
 from celery import shared_task
 from django.db import transaction
@@ -6,6 +7,8 @@ from django.utils import timezone
 
 from accounts.services import account_indicators_refresh
 from accounts.signals import indicators_refreshed
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="accounts.refresh_indicators", queue="pipeline", ignore_result=True)
@@ -16,10 +19,25 @@ def refresh_indicators(*, as_of: str, account_ids: list[int] | None = None, noti
 
 
 def refresh_after_ingestion(*, account_ids: list[int], as_of: dt.date) -> None:
-    """Enqueue, once the current transaction commits, the refresh of accounts that just got new usage."""
+    """Enqueue, once the current transaction commits, the refresh of accounts that just got new usage.
+
+    The write stands whether or not the broker takes the refresh: when it cannot (Redis down), the failure
+    is logged and the hourly pipeline refreshes every account on its next run.
+    """
     ids = sorted(set(account_ids))
     if ids:
-        transaction.on_commit(lambda: refresh_indicators.delay(as_of=as_of.isoformat(), account_ids=ids, notify=True))
+        transaction.on_commit(lambda: _refresh_enqueue(as_of=as_of, account_ids=ids))
+
+
+def _refresh_enqueue(*, as_of: dt.date, account_ids: list[int]) -> None:
+    try:
+        refresh_indicators.delay(as_of=as_of.isoformat(), account_ids=account_ids, notify=True)
+    except refresh_indicators.OperationalError:
+        logger.warning(
+            "The refresh of %d accounts could not be enqueued; the hourly pipeline will catch up",
+            len(account_ids),
+            exc_info=True,
+        )
 
 
 @shared_task(name="accounts.purge_idempotency_keys", ignore_result=True)

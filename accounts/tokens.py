@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 
-TOKEN_PREFIX = "upc_"  # noqa: S105 - a public marker that makes leaked tokens greppable, not a secret
+TOKEN_PREFIX = "upc_"  # noqa: S105 - a public marker that makes leaked tokens greppable, not a secret  # nosec B105
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 """last_used_at is written at most this often per token, so busy integrations do not write per request."""
 

@@ -299,7 +299,7 @@ class AccountSpec:
 
 def _rng(seed: int, purpose: str, index: int = 0) -> random.Random:
     # Demo data, not secrets: a seeded, reproducible generator is the point.
-    return random.Random(f"{seed}:{purpose}:{index}")  # noqa: S311
+    return random.Random(f"{seed}:{purpose}:{index}")  # noqa: S311  # nosec B311
 
 
 def _pick(rng: random.Random, weighted: list[tuple]) -> object:

@@ -59,7 +59,11 @@ def accounts_reassign(
     if len(ids) > MAX_ACCOUNTS:
         raise ReassignmentRefused(f"Reassign at most {MAX_ACCOUNTS} accounts at a time.")
     accounts = list(
-        Account.objects.select_for_update().filter(pk__in=ids).exclude(owner=to).select_related("owner").order_by("pk")
+        Account.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .exclude(owner=to)
+        .select_related("owner")
+        .order_by("pk")
     )
     if not accounts:
         return Reassigned(accounts=0, opportunities=0)

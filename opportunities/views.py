@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -488,6 +489,10 @@ def opportunity_reopen(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def opportunity_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    # Refused before the form: a CSM's forged assignment is an authorization failure (403, logged), not a
+    # form error.
+    if not is_manager_or_admin(request.user):
+        raise PermissionDenied("Only a manager assigns opportunities.")
     return _quick_action(
         request,
         pk,

@@ -211,7 +211,8 @@ def test_it_lets_a_manager_assign_from_the_queue_but_not_a_csm(client, manager, 
     url = reverse("opportunities:assign", args=[opportunity.pk])
     client.force_login(csm)
     response = client.post(url, {"version": 1, "owner": other_csm.pk, "from": "queue"}, headers={"HX-Request": "true"})
-    assert response.status_code == 422
+    assert response.status_code == 403
+    assert Opportunity.objects.get().owner == csm
     client.force_login(manager)
     client.post(url, {"version": 1, "owner": other_csm.pk, "from": "queue"}, headers={"HX-Request": "true"})
     assert Opportunity.objects.get().owner == other_csm

@@ -44,6 +44,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Logs 401/403/404 answers with who asked: it reads request.user (set by AuthenticationMiddleware below)
+    # once the response is back, and sits outside CommonMiddleware so a 404 that becomes an APPEND_SLASH
+    # redirect is not counted as a refusal.
+    "upsell_crm.middleware.RefusalLogMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -70,6 +74,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "accounts.context_processors.navigation",
             ],
         },
     },
@@ -96,6 +101,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ---------------------------------------------------------------------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://upsell-crm")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis outage slows pages down to the database's pace instead of failing them (upsell_crm/cache.py),
+    # and an unreachable Redis costs a second per call, not redis-py's default five.
+    CACHES["default"]["BACKEND"] = "upsell_crm.cache.DegradingRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {})
+    CACHES["default"]["OPTIONS"].setdefault("socket_connect_timeout", 1)
+    CACHES["default"]["OPTIONS"].setdefault("socket_timeout", 1)
 
 # --- Auth ----------------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -116,6 +128,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A locked-out sign-in gets a page in the app's layout (status 429), not axes' bare text.
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
 # --- I18N ----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -250,4 +264,4 @@ LOGGING = {
 # Webhooks destination. Empty turns the Stripe endpoint off and Segment's signature and Basic auth off.
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 SEGMENT_SHARED_SECRET = env.str("SEGMENT_SHARED_SECRET", default="")
-DEMO_PASSWORD = "demo"  # noqa: S105 - shown on the login page only while DEBUG is on
+DEMO_PASSWORD = "demo"  # noqa: S105 - shown on the login page only while DEBUG is on  # nosec B105

@@ -40,3 +40,6 @@ urlpatterns = [
     path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
 ]
+
+# A database outage answers 503 (upsell_crm/unavailable.py); any other error, the 500 page.
+handler500 = "upsell_crm.unavailable.server_error"
