@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Lower
 
@@ -22,6 +23,7 @@ from accounts.models import (
     PlanLimit,
     UsageSnapshot,
 )
+from accounts.roles import Role
 
 # The utilization from which a metric counts as "near its limit" (the first alert band in DOMAIN.md).
 NEAR_LIMIT = 0.8
@@ -290,3 +292,14 @@ def plan_catalogue() -> dict:
         for key, label in feature_labels.items()
     ]
     return {"plans": plans, "limit_rows": limit_rows, "feature_rows": feature_rows}
+
+
+def csm_choices() -> list:
+    """Active CSMs, by name: who may own accounts (the reassign menus)."""
+    return list(
+        get_user_model()
+        .objects.filter(groups__name=Role.CSM, is_active=True)
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+        .only("pk", "first_name", "last_name", "username")
+    )

@@ -47,6 +47,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
         "sort_descending": descending,
         "sort_value": f"-{sort_key}" if descending else sort_key,
         "show_owner": is_manager,
+        "csms": selectors.csm_choices() if is_manager else [],
     }
     # htmx asks for a whole page when it restores history it no longer has cached.
     partial = request.htmx and not request.htmx.history_restore_request

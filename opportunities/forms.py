@@ -288,3 +288,33 @@ class CloseForm(VersionedForm):
 class NoteForm(forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, label="Note")
     opportunity = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class AccountIdsField(forms.TypedMultipleChoiceField):
+    """Account ids as posted by checkboxes; which of them exist (and may be moved) is the service's business."""
+
+    def __init__(self, **kwargs):
+        super().__init__(coerce=int, choices=(), **kwargs)
+
+    def valid_value(self, value) -> bool:
+        return str(value).isdigit() and len(str(value)) <= 18
+
+
+class ReassignForm(forms.Form):
+    """Accounts to give to another CSM (the account list's selection, or one account from its page)."""
+
+    accounts = AccountIdsField(
+        error_messages={
+            "required": "Accounts: choose at least one.",
+            "invalid_choice": "Accounts: %(value)s is not an account id.",
+        }
+    )
+    to = forms.ModelChoiceField(
+        queryset=get_user_model().objects.none(),
+        label="New owner",
+        error_messages={"required": "New owner: choose a CSM.", "invalid_choice": "New owner: choose an active CSM."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to"].queryset = get_user_model().objects.filter(groups__name=Role.CSM, is_active=True).distinct()

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, When, Window
@@ -20,6 +21,7 @@ from accounts import selectors as account_selectors
 from accounts.models import (
     Account,
     AccountEngagement,
+    AuditEntry,
     EngagementEvent,
     Metric,
     MrrMovement,
@@ -28,6 +30,7 @@ from accounts.models import (
     PlanLimit,
 )
 from opportunities.models import STAGE_ORDER, AccountScore, Note, Opportunity, OpportunityEvent, Outcome
+from playbooks.selectors import account_touches
 
 # --- Home pages ------------------------------------------------------------------------------------------
 
@@ -280,8 +283,30 @@ class TimelineEntry:
 
 
 def account_timeline(account: Account, *, movements: list[MrrMovement], limit: int = 50) -> list[TimelineEntry]:
-    """Opportunity events, notes and MRR movements of the account, newest first, in three queries."""
+    """Opportunity events, notes, MRR movements, the plays' prompts and trials, and changes of owner, newest
+    first, in five queries."""
     entries: list[TimelineEntry] = []
+    for touch in account_touches(account_id=account.pk, limit=limit):
+        entries.append(
+            TimelineEntry(at=touch.at, kind=touch.kind, title=touch.title, body=touch.body, actor=touch.actor)
+        )
+    owner_changes = (
+        AuditEntry.objects.filter(object_type=Account._meta.label, object_id=str(account.pk), after__has_key="owner")
+        .select_related("actor")
+        .order_by("-at", "-pk")[:limit]
+    )
+    names = _user_names(
+        {entry.after.get("owner") for entry in owner_changes}
+        | {entry.before.get("owner") for entry in owner_changes if entry.before}
+    )
+    for entry in owner_changes:
+        before = names.get((entry.before or {}).get("owner"), "nobody")
+        after = names.get(entry.after.get("owner"), "nobody")
+        entries.append(
+            TimelineEntry(
+                at=entry.at, kind="owner", title="Owner changed", body=f"From {before} to {after}", actor=entry.actor
+            )
+        )
     events = (
         OpportunityEvent.objects.filter(opportunity__account=account)
         .exclude(kind=OpportunityEvent.Kind.NOTE)
@@ -312,6 +337,14 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
         )
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
+
+
+def _user_names(ids: set[int | None]) -> dict[int, str]:
+    wanted = [pk for pk in ids if pk is not None]
+    if not wanted:
+        return {}
+    users = get_user_model().objects.filter(pk__in=wanted).only("pk", "first_name", "last_name", "username")
+    return {user.pk: user.get_full_name() or user.get_username() for user in users}
 
 
 def engagement_trend(account: Account) -> list[dict]:

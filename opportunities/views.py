@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors as account_selectors
@@ -31,12 +32,15 @@ from opportunities.forms import (
     NoteForm,
     PresentForm,
     QualifyForm,
+    ReassignForm,
     ReopenForm,
     SnoozeForm,
     VersionedForm,
     yes_no_initial,
 )
 from opportunities.models import Opportunity, Outcome, Stage
+from opportunities.reassignment import ReassignmentRefused
+from opportunities.reassignment import accounts_reassign as accounts_reassign_service
 from opportunities.roi import RoiInputs, roi_calculate
 
 QUEUE_PER_PAGE = 25
@@ -332,6 +336,7 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
         "engagement": selectors.engagement_trend(account),
         "locked_feature_days": LOCKED_FEATURE_DAYS,
         "timeline": selectors.account_timeline(account, movements=account.movement_list),
+        "csms": account_selectors.csm_choices() if is_manager_or_admin(request.user) else [],
         **_panel_context(request, opportunity, today=today, **bound),
     }
 
@@ -668,3 +673,41 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
         request=request,
     )
     return HttpResponse(_with_messages(request, html))
+
+
+# --- Reassigning accounts ----------------------------------------------------------------------------------
+
+
+@require_POST
+def accounts_reassign(request: HttpRequest) -> HttpResponse:
+    """A manager gives the chosen accounts, with their open opportunities, to another CSM; back to the page
+    the form was on (the account list with its filters, or the account page), with a message either way."""
+    if not is_manager_or_admin(request.user):
+        raise PermissionDenied("Only a manager reassigns accounts.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("accounts:list")
+    form = ReassignForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(back)
+    to = form.cleaned_data["to"]
+    try:
+        moved = accounts_reassign_service(
+            account_ids=form.cleaned_data["accounts"], to=to, by=request.user, at=timezone.now()
+        )
+    except ReassignmentRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect(back)
+    name = to.get_full_name() or to.get_username()
+    if moved.accounts:
+        messages.success(
+            request,
+            f"{moved.accounts} account{'s' if moved.accounts != 1 else ''} and {moved.opportunities} open "
+            f"opportunit{'ies' if moved.opportunities != 1 else 'y'} moved to {name}.",
+        )
+    else:
+        messages.info(request, f"Nothing to move: those accounts are {name}'s already.")
+    return redirect(back)

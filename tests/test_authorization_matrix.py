@@ -118,6 +118,8 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("opportunities:reopen", "POST"): OWNED_POST,
     # Only managers assign: Casey's forged post is refused before the form, as an authorization failure.
     ("opportunities:assign", "POST"): Expect(LOGIN, 403, 403, REDIRECT, REDIRECT, LOGIN),
+    # Only managers move accounts between CSMs.
+    ("accounts:reassign", "POST"): Expect(LOGIN, 403, 403, REDIRECT, REDIRECT, LOGIN),
     ("opportunities:qualify", "POST"): OWNED_POST,
     ("opportunities:present", "POST"): OWNED_POST,
     ("opportunities:email", "POST"): OWNED_POST,
@@ -342,6 +344,7 @@ def build_world() -> SimpleNamespace:
 
     return SimpleNamespace(
         owner=owner,
+        other=other,
         admin=admin,
         basic=basic,
         pro=pro,
@@ -511,6 +514,7 @@ BODIES: dict[tuple[str, str], Callable[[SimpleNamespace], dict]] = {
     },
     ("opportunities:reopen", "POST"): lambda w: {"version": w.snoozed.version},
     ("opportunities:assign", "POST"): lambda w: {"owner": w.owner.pk, "version": w.identify.version},
+    ("accounts:reassign", "POST"): lambda w: {"accounts": [w.account.pk], "to": w.other.pk},
     ("opportunities:qualify", "POST"): lambda w: {
         "need_confirmed": "yes",
         "business_goals": "Hiring ten people",

@@ -16,6 +16,7 @@ from upsell_crm.api import urls as api_urls
 account_patterns = [
     *account_urls.urlpatterns,
     path("<int:pk>/", opportunity_views.account_detail, name="detail"),
+    path("reassign/", opportunity_views.accounts_reassign, name="reassign"),
 ]
 
 # Admin settings, one namespace over the apps that own the configuration.

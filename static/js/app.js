@@ -18,3 +18,17 @@
     document.dispatchEvent(new CustomEvent("app:redraw"));
   });
 }());
+
+/* "Select all" checkboxes: <input type="checkbox" data-select-all="accounts" form="reassign"> ticks every
+   checkbox named "accounts" of the same form. Delegated, so it keeps working after htmx swaps the table. */
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var toggle = event.target;
+    if (!toggle.matches || !toggle.matches("input[data-select-all]")) { return; }
+    var selector = 'input[type="checkbox"][name="' + toggle.getAttribute("data-select-all") + '"]';
+    var form = toggle.getAttribute("form");
+    if (form) { selector += '[form="' + form + '"]'; }
+    document.querySelectorAll(selector).forEach(function (box) { box.checked = toggle.checked; });
+  });
+}());
