@@ -47,17 +47,17 @@ QUEUE_PER_PAGE = 25
 LOCKED_FEATURE_DAYS = 30
 # Admin pages linked from the admin's home, most used first; the admin index closes the list.
 ADMIN_LINKS = [
-    ("admin:accounts_plan_changelist", "Plans", "Tiers, prices, limits and features"),
-    ("admin:accounts_metric_changelist", "Metrics", "What usage is measured, and in which unit"),
-    ("admin:playbooks_rule_changelist", "Rules", "Thresholds and rules that flag upsell candidates"),
-    ("admin:playbooks_play_changelist", "Plays", "Email templates, in-app prompts and trial offers"),
+    ("settings:plans", "Plans", "Tiers, prices, limits and features, previewed as a pricing page"),
+    ("settings:rules", "Rules", "Thresholds that flag upsell candidates, with a preview and a backtest"),
+    ("settings:plays", "Playbooks", "Email templates, in-app prompts, trial offers and pitch-fatigue caps"),
+    ("settings:experiments", "A/B tests", "Variants of a play against a control group"),
+    ("settings:audit", "Audit log", "Who changed which setting, when, from what to what"),
     ("admin:auth_user_changelist", "Users", "CSMs, managers and admins"),
-    ("admin:index", "Everything else", "The full administration site"),
 ]
 
 
 def _admin_links() -> list[dict]:
-    """The ADMIN_LINKS whose admin pages exist (a model may not be registered in the admin)."""
+    """The ADMIN_LINKS whose pages exist (a model may not be registered in the Django admin)."""
     links = []
     for name, title, text in ADMIN_LINKS:
         try:
