@@ -20,7 +20,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, F, OuterRef
-from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -31,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import ApiToken, AuditEntry, Metric, Plan, StripePriceMapping, UsageSnapshot
 from accounts.roles import is_admin
+from accounts.settings_crud import catalogue_row_edit
 from accounts.settings_forms import (
     AuditFilterForm,
     FeatureFormSet,
@@ -112,15 +112,6 @@ def history_url(object_type: str, object_id: object | None = None) -> str:
     if object_id is not None:
         query["object_id"] = object_id
     return f"{reverse('settings:audit')}?{urlencode(query)}"
-
-
-def add_service_errors(form: BaseForm, error: ValidationError) -> None:
-    """A service's ValidationError onto the form: by field where the form has it, above the form otherwise."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error.messages)
-        return
-    for name, messages_ in error.message_dict.items():
-        form.add_error(name if name in form.fields and name in form.cleaned_data else None, messages_)
 
 
 # --- The index ---------------------------------------------------------------------------------------------
@@ -303,28 +294,20 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def metric_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     metric = get_object_or_404(Metric, pk=pk) if pk is not None else Metric()
-    in_use = metric_in_use(metric)
-    form = MetricForm(request.POST or None, instance=metric, in_use=in_use)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                saved = metric_save(metric=metric, data=form.cleaned_data, by=request.user, at=timezone.now())
-            except ValidationError as error:
-                add_service_errors(form, error)
-            else:
-                messages.success(request, f"Saved the metric {saved.label}.")
-                return redirect("settings:metrics")
-        status = 422
-    context = {
-        "form": form,
-        "title": f"Metric {metric.label}" if metric.pk else "New metric",
-        "intro": "Limit-bearing metrics get a limit per plan and usage bars; engagement metrics are measured only.",
-        "back_url": reverse("settings:metrics"),
-        "back_label": "Metrics",
-        "history_url": history_url("accounts.Metric", metric.pk) if metric.pk else None,
-    }
-    return render(request, "settings/catalogue/form.html", context, status=status)
+    return catalogue_row_edit(
+        request,
+        form=MetricForm(request.POST or None, instance=metric, in_use=metric_in_use(metric)),
+        save=lambda data: metric_save(metric=metric, data=data, by=request.user, at=timezone.now()),
+        saved_message=lambda saved: f"Saved the metric {saved.label}.",
+        list_url="settings:metrics",
+        page=lambda: {
+            "title": f"Metric {metric.label}" if metric.pk else "New metric",
+            "intro": "Limit-bearing metrics get a limit per plan and usage bars; engagement metrics are measured only.",
+            "back_url": reverse("settings:metrics"),
+            "back_label": "Metrics",
+            "history_url": history_url("accounts.Metric", metric.pk) if metric.pk else None,
+        },
+    )
 
 
 # --- Stripe prices -----------------------------------------------------------------------------------------
@@ -342,30 +325,23 @@ def stripe_prices(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def stripe_price_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     mapping = get_object_or_404(StripePriceMapping, pk=pk) if pk is not None else StripePriceMapping()
-    form = StripePriceForm(request.POST or None, instance=mapping)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                saved = config_row_save(obj=mapping, data=form.cleaned_data, by=request.user, at=timezone.now())
-            except ValidationError as error:
-                add_service_errors(form, error)
-            else:
-                messages.success(request, f"Saved {saved.price_id} → {saved.plan}.")
-                return redirect("settings:stripe_prices")
-        status = 422
-    context = {
-        "form": form,
-        "title": f"Stripe price {mapping.price_id}" if mapping.pk else "New Stripe price",
-        "intro": "Stripe's webhooks name prices; this says which plan a price is. It wins over the price's "
-        "lookup_key and metadata.plan.",
-        "back_url": reverse("settings:stripe_prices"),
-        "back_label": "Stripe prices",
-        "history_url": history_url("accounts.StripePriceMapping", mapping.pk) if mapping.pk else None,
-        "delete_url": reverse("settings:stripe_price_delete", args=[mapping.pk]) if mapping.pk else None,
-        "delete_label": "Delete this mapping",
-    }
-    return render(request, "settings/catalogue/form.html", context, status=status)
+    return catalogue_row_edit(
+        request,
+        form=StripePriceForm(request.POST or None, instance=mapping),
+        save=lambda data: config_row_save(obj=mapping, data=data, by=request.user, at=timezone.now()),
+        saved_message=lambda saved: f"Saved {saved.price_id} → {saved.plan}.",
+        list_url="settings:stripe_prices",
+        page=lambda: {
+            "title": f"Stripe price {mapping.price_id}" if mapping.pk else "New Stripe price",
+            "intro": "Stripe's webhooks name prices; this says which plan a price is. It wins over the price's "
+            "lookup_key and metadata.plan.",
+            "back_url": reverse("settings:stripe_prices"),
+            "back_label": "Stripe prices",
+            "history_url": history_url("accounts.StripePriceMapping", mapping.pk) if mapping.pk else None,
+            "delete_url": reverse("settings:stripe_price_delete", args=[mapping.pk]) if mapping.pk else None,
+            "delete_label": "Delete this mapping",
+        },
+    )
 
 
 @admin_required

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,9 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.settings_crud import catalogue_row_edit
 from accounts.settings_forms import NoColonForm
 from accounts.settings_services import config_row_move, config_row_save
-from accounts.settings_views import add_service_errors, admin_required, history_url
+from accounts.settings_views import admin_required, history_url
 from opportunities.models import LostReason
 
 
@@ -45,31 +45,28 @@ def lost_reasons(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def lost_reason_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     reason = get_object_or_404(LostReason, pk=pk) if pk is not None else LostReason()
-    form = LostReasonForm(request.POST or None, instance=reason)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = dict(form.cleaned_data)
-            if reason.pk is None:
-                # A new reason goes to the end of the list.
-                data["display_order"] = (LostReason.objects.aggregate(last=Max("display_order"))["last"] or 0) + 1
-            try:
-                saved = config_row_save(obj=reason, data=data, by=request.user, at=timezone.now())
-            except ValidationError as error:
-                add_service_errors(form, error)
-            else:
-                messages.success(request, f"Saved the lost reason “{saved.label}”.")
-                return redirect("settings:lost_reasons")
-        status = 422
-    context = {
-        "form": form,
-        "title": f"Lost reason “{reason.label}”" if reason.pk else "New lost reason",
-        "intro": "CSMs pick one of these when they close an opportunity as lost; the pipeline page counts them.",
-        "back_url": reverse("settings:lost_reasons"),
-        "back_label": "Lost reasons",
-        "history_url": history_url("opportunities.LostReason", reason.pk) if reason.pk else None,
-    }
-    return render(request, "settings/catalogue/form.html", context, status=status)
+
+    def save(data: dict[str, object]) -> LostReason:
+        if reason.pk is None:
+            # A new reason goes to the end of the list.
+            last = LostReason.objects.aggregate(last=Max("display_order"))["last"]
+            data = {**data, "display_order": (last or 0) + 1}
+        return config_row_save(obj=reason, data=data, by=request.user, at=timezone.now())
+
+    return catalogue_row_edit(
+        request,
+        form=LostReasonForm(request.POST or None, instance=reason),
+        save=save,
+        saved_message=lambda saved: f"Saved the lost reason “{saved.label}”.",
+        list_url="settings:lost_reasons",
+        page=lambda: {
+            "title": f"Lost reason “{reason.label}”" if reason.pk else "New lost reason",
+            "intro": "CSMs pick one of these when they close an opportunity as lost; the pipeline page counts them.",
+            "back_url": reverse("settings:lost_reasons"),
+            "back_label": "Lost reasons",
+            "history_url": history_url("opportunities.LostReason", reason.pk) if reason.pk else None,
+        },
+    )
 
 
 @admin_required
