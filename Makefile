@@ -124,6 +124,12 @@ lock: ## Regenerate requirements.lock from pyproject.toml (hash-pinned, for ever
 bench: $(STAMP) ## Time the indicator refresh against plain SQL (PostgreSQL: BENCH_DATABASE_URL)
 	@$(PY) bench/refresh.py $(BENCH_ARGS)
 
+# Extra arguments for the load test, e.g. `make load LOAD_ARGS="--users 60 --run-time 5m"` (`--smoke`: 30 s).
+LOAD_ARGS ?=
+.PHONY: load
+load: $(STAMP) ## Load test: locust on gunicorn + PostgreSQL + Redis + Celery, 20,000 accounts, 40 users, 3 min
+	@$(PY) load/run.py $(LOAD_ARGS)
+
 clean: ## Remove the virtualenv, caches, collected static files and test artifacts (keeps db.sqlite3)
 	@rm -rf $(VENV) .ruff_cache .pytest_cache staticfiles test-results
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

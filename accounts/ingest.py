@@ -473,7 +473,11 @@ def usage_ingest(*, batch: UsageIn, today: dt.date) -> WriteResult:
             errors.append(FieldError(i, "metric", f"No metric {s.metric!r}."))
     batch.raise_errors(errors)
 
-    rows = [(accounts[s.account], metrics[s.metric], s.value, s.date) for _, s in unique]
+    # In the unique key's order, so that concurrent batches sharing rows lock them in the same order and wait
+    # for each other rather than deadlock.
+    rows = sorted(
+        ((accounts[s.account], metrics[s.metric], s.value, s.date) for _, s in unique), key=lambda r: (r[0], r[1], r[3])
+    )
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             changed = _snapshots_upsert_postgresql(rows)
@@ -585,7 +589,8 @@ def events_ingest(*, batch: EventsIn, now: dt.datetime) -> WriteResult:
 
 def event_rows_insert(*, rows: Sequence[EventRow], as_of: dt.date) -> WriteResult:
     """Insert validated events, skipping ids already stored; counts the skipped ones as duplicates."""
-    unique = list({row.external_id: row for row in reversed(rows)}.values())
+    # Sorted by id, the unique key: concurrent batches sharing events then wait for each other, not deadlock.
+    unique = sorted({row.external_id: row for row in reversed(rows)}.values(), key=lambda row: row.external_id)
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             created_accounts = _events_insert_postgresql(unique)

@@ -104,3 +104,37 @@ def test_one_batch_sent_twenty_times_at_once_with_one_idempotency_key_is_stored_
     assert len(bodies) == 1, "every sender sees the first answer"
     assert UsageSnapshot.objects.filter(account=account).count() == 28
     assert IdempotencyKey.objects.filter(key="batch-42").count() == 1
+
+
+def test_batches_sharing_rows_in_opposite_orders_wait_for_each_other_instead_of_deadlocking(committed_db):
+    accounts = [AccountFactory(external_id=f"acct-{n}") for n in range(10)]
+    token = api_token_create(name="exporter")[1]
+    snapshots = [
+        {"account": a.external_id, "metric": metric, "value": 7, "date": "2026-11-01"}
+        for a in accounts
+        for metric in ("seats", "storage_gb", "projects")
+    ]
+    events = [
+        {
+            "id": f"evt-{n}",
+            "account": accounts[n % 10].external_id,
+            "type": "login",
+            "timestamp": "2026-11-01T09:00:00Z",
+        }
+        for n in range(30)
+    ]
+
+    def send(i: int):
+        order = 1 if i % 2 else -1  # half the senders list the rows backwards
+        statuses = []
+        for value in range(5):
+            body = {"snapshots": [dict(s, value=value) for s in snapshots][::order]}
+            statuses.append(post_json(Client(), "/api/v1/usage", body, token=token).status_code)
+            statuses.append(post_json(Client(), "/api/v1/events", {"events": events[::order]}, token=token).status_code)
+        return statuses
+
+    results = run_together(send, threads=6)
+
+    assert all(isinstance(r, list) for r in results), results
+    assert {status for statuses in results for status in statuses} <= {200, 201}
+    assert UsageSnapshot.objects.count() == 30
