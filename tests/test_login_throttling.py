@@ -87,3 +87,35 @@ def test_a_successful_sign_in_resets_the_count_of_failures(client, casey):
 
     assert fail(client, settings.AXES_FAILURE_LIMIT - 1) == [200] * (settings.AXES_FAILURE_LIMIT - 1)
     assert sign_in(client, PASSWORD).status_code == 302
+
+
+def test_behind_a_proxy_one_clients_lockout_does_not_lock_out_the_same_user_elsewhere(client, casey, settings):
+    # Both sign-ins reach the app from the TLS proxy (10.0.0.2); X-Forwarded-For names the real clients.
+    settings.AXES_PROXY_COUNT = 1
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            LOGIN_URL, {"username": "casey", "password": "wrong"}, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=ATTACKER
+        )
+
+    elsewhere = client.post(
+        LOGIN_URL,
+        {"username": "casey", "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="198.51.100.4",
+    )
+
+    assert elsewhere.status_code == 302
+    assert AccessAttempt.objects.get().ip_address == ATTACKER
+
+
+def test_without_a_configured_proxy_a_forged_forwarded_for_header_changes_nothing(client, casey, settings):
+    settings.AXES_PROXY_COUNT = 0
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            LOGIN_URL,
+            {"username": "casey", "password": "wrong"},
+            REMOTE_ADDR=ATTACKER,
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+        )
+
+    assert sign_in(client, PASSWORD).status_code == 429
