@@ -322,12 +322,17 @@ class Stack:
         """Enqueue a task on this stack's broker, as beat or the app would."""
         from celery import Celery
 
+        # Celery prefers a CELERY_BROKER_URL in the environment to the broker it is given: under .ci/run that
+        # variable names CI's own Redis, where this stack's worker would never see the task.
+        outer_broker = os.environ.pop("CELERY_BROKER_URL", None)
         client = Celery("faults-client", broker=self.redis.url(0), set_as_current=False)
         client.conf.update(broker_connection_retry_on_startup=False, broker_connection_max_retries=1)
         try:
             client.send_task(name, kwargs=kwargs, queue=queue)
         finally:
             client.close()
+            if outer_broker is not None:
+                os.environ["CELERY_BROKER_URL"] = outer_broker
 
     def teardown(self) -> None:
         for process in reversed(self.processes):
