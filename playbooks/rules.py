@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 MAX_SCORE = 100
+HORIZON_DAYS = 3 * 365
+"""A projected crossing further away than this is noise from a near-flat trend: the sentence leaves it out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,7 @@ def describe_metric(m: MetricFacts) -> str:
         text += f", {_growth(m, unit)}"
     if m.days_to_limit == 0:
         text += ": limit reached"
-    elif m.projected_limit_on is not None:
+    elif m.projected_limit_on is not None and (m.days_to_limit is None or m.days_to_limit <= HORIZON_DAYS):
         # Beyond ~10 months a bare '5 Dec' would read as this December.
         far = m.days_to_limit is not None and m.days_to_limit > 300
         text += f": full around {fmt_date(m.projected_limit_on, with_year=far)}"

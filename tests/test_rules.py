@@ -127,3 +127,9 @@ def test_a_days_to_limit_rule_says_when_the_limit_is_already_reached():
     account = facts(metrics={"storage_gb": storage(1.05, days=0)})
 
     assert evaluate(storage_soon, account).text == "Storage limit reached: 105% of 100 GB now"
+
+
+def test_it_leaves_out_a_crossing_decades_away_from_a_near_flat_trend():
+    flat = storage(0.93, slope=0.0001, days=7700, projected=dt.date(2048, 6, 14))
+
+    assert describe_metric(flat) == "Storage at 93% of 100 GB"
