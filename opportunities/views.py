@@ -42,6 +42,7 @@ from opportunities.models import Opportunity, Outcome, Stage
 from opportunities.reassignment import ReassignmentRefused
 from opportunities.reassignment import accounts_reassign as accounts_reassign_service
 from opportunities.roi import RoiInputs, roi_calculate
+from playbooks.experiment_services import experiment_arm, play_content_for
 
 QUEUE_PER_PAGE = 25
 LOCKED_FEATURE_DAYS = 30
@@ -281,7 +282,7 @@ def _panel_forms(request: HttpRequest, opportunity: Opportunity, *, today: dt.da
             },
             current_plan=account.plan,
             today=today,
-            trial_days=opportunity.play.trial_days if opportunity.play else None,
+            trial_days=_offered_trial_days(opportunity),
         )
         if opportunity.target_plan_id:
             subject, body = emails.draft(opportunity, sender=request.user)
@@ -313,6 +314,15 @@ def _decimal(value) -> Decimal:
         return Decimal(str(value)) if value not in (None, "") else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
+
+
+def _offered_trial_days(opportunity: Opportunity) -> int | None:
+    """The trial the play offers this account: its A/B variant's length when the play is being tested."""
+    play = opportunity.play
+    if play is None:
+        return None
+    arm = experiment_arm(account=opportunity.account, play=play)
+    return play_content_for(play=play, variant=arm[1] if arm else None).trial_days
 
 
 def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) -> dict:
@@ -544,7 +554,7 @@ def opportunity_present(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST,
         current_plan=opportunity.account.plan,
         today=today,
-        trial_days=opportunity.play.trial_days if opportunity.play else None,
+        trial_days=_offered_trial_days(opportunity),
     )
     if not form.is_valid():
         return _invalid(request, opportunity, present_form=form)

@@ -282,3 +282,22 @@ def test_it_credits_a_win_closed_by_a_stripe_upgrade(running, play, account):
     assert opportunity.outcome == Outcome.WON
     credit = PlayCredit.objects.get(opportunity_id=opportunity.pk)
     assert (credit.play, credit.variant, credit.mrr_delta) == (play, urgent, Decimal("70.00"))
+
+
+def test_the_present_form_offers_the_trial_of_the_accounts_variant(client, csm, play, admin_user):
+    longer = experiment_create(
+        play=play,
+        name="Longer trial",
+        control_share=0.0,
+        variants=[VariantSpec(name="Thirty days", trial_days=30)],
+        by=admin_user,
+        at=AT,
+    )
+    experiment_start(experiment=longer, by=admin_user, at=AT)
+    opportunity = OpportunityFactory(account=AccountFactory(owner=csm), play=play, stage=Stage.PRESENT)
+    client.force_login(csm)
+
+    form = client.get(opportunity.account.get_absolute_url()).context["present_form"]
+
+    # The play offers 14 days; the account's arm of the running experiment offers 30.
+    assert form.fields["trial_ends_on"].initial == timezone.localdate() + dt.timedelta(days=30)
