@@ -91,7 +91,7 @@ def test_a_successful_sign_in_resets_the_count_of_failures(client, casey):
 
 def test_behind_a_proxy_one_clients_lockout_does_not_lock_out_the_same_user_elsewhere(client, casey, settings):
     # Both sign-ins reach the app from the TLS proxy (10.0.0.2); X-Forwarded-For names the real clients.
-    settings.AXES_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_COUNT = 1
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post(
             LOGIN_URL, {"username": "casey", "password": "wrong"}, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=ATTACKER
@@ -109,7 +109,7 @@ def test_behind_a_proxy_one_clients_lockout_does_not_lock_out_the_same_user_else
 
 
 def test_without_a_configured_proxy_a_forged_forwarded_for_header_changes_nothing(client, casey, settings):
-    settings.AXES_PROXY_COUNT = 0
+    settings.TRUSTED_PROXY_COUNT = 0
     for n in range(settings.AXES_FAILURE_LIMIT):
         client.post(
             LOGIN_URL,

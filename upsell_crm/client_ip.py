@@ -2,7 +2,7 @@
 
 Each proxy appends the address it received the request from to X-Forwarded-For, so with N trusted proxies in
 front the client is the N-th entry from the right; entries further left were written by the client and prove
-nothing. With no proxies configured (AXES_PROXY_COUNT=0), or a header that is missing, short or malformed,
+nothing. With no proxies configured (TRUSTED_PROXY_COUNT=0), or a header that is missing, short or malformed,
 the connection's own address counts.
 """
 
@@ -16,7 +16,7 @@ from django.http import HttpRequest
 
 def client_ip(request: HttpRequest) -> str | None:
     remote = request.META.get("REMOTE_ADDR")
-    proxies = settings.AXES_PROXY_COUNT
+    proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
         return remote
     hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]

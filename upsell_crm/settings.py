@@ -130,7 +130,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Behind the TLS proxy every request comes from the proxy's address: count failures per client address as the
 # proxies in front report it in X-Forwarded-For (upsell_crm/client_ip.py).
-AXES_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "upsell_crm.client_ip.client_ip"
 # A locked-out sign-in gets a page in the app's layout (status 429), not axes' bare text.
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
