@@ -17,7 +17,7 @@ from django.utils import timezone
 from ninja import Header, Router, Schema
 
 from accounts import ingest, segment
-from accounts.api_errors import ingest_errors_response, invalid_response, json_loads, json_response
+from accounts.api_errors import Detail, Invalid, ingest_errors_response, invalid_response, json_loads, json_response
 from accounts.idempotency import idempotent_write
 from accounts.models import Account, Metric, PlanLimit, UsageSnapshot
 
@@ -35,20 +35,6 @@ class WriteCounts(Schema):
     created: int
     updated: int
     duplicates: int
-
-
-class ErrorItem(Schema):
-    pointer: str
-    message: str
-
-
-class Invalid(Schema):
-    detail: str
-    errors: list[ErrorItem] = []
-
-
-class Detail(Schema):
-    detail: str
 
 
 WRITE_RESPONSES = {200: WriteCounts, 400: Detail, 401: Detail, 409: Detail, 413: Detail, 422: Invalid}

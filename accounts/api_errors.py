@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from ninja import Schema
 from ninja.errors import ValidationError
 from ninja.parser import Parser
 
@@ -21,6 +22,21 @@ MAX_BODY_BYTES = 1024 * 1024
 """Largest request body the API reads (1 MB); a full batch of 1,000 items takes well under half of it."""
 
 INVALID_DETAIL = "The request is invalid; nothing was stored."
+
+
+# The error bodies as the OpenAPI schema documents them, shared by every router.
+class ErrorItem(Schema):
+    pointer: str
+    message: str
+
+
+class Invalid(Schema):
+    detail: str
+    errors: list[ErrorItem] = []
+
+
+class Detail(Schema):
+    detail: str
 
 
 def json_response(body: object, *, status: int = 200) -> HttpResponse:

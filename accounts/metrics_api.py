@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 
-from accounts.api_errors import invalid_response
+from accounts.api_errors import Detail, Invalid, invalid_response
 from accounts.revenue import FIGURE_KEYS, RevenueMetrics
 from accounts.revenue_selectors import revenue_metrics
 
@@ -39,20 +39,6 @@ class MetricsOut(Schema):
     arpu: float | None
     monthly_churn_rate: float | None
     ltv: float | None
-
-
-class ErrorItem(Schema):
-    pointer: str
-    message: str
-
-
-class Invalid(Schema):
-    detail: str
-    errors: list[ErrorItem] = []
-
-
-class Detail(Schema):
-    detail: str
 
 
 class PeriodQuery(Schema):

@@ -10,6 +10,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -55,13 +56,13 @@ SECTIONS = [
 
 
 def manager_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Managers and admins only: anyone else gets a 403 page explaining why (the page exists for them too,
+    """Managers and admins only: anyone else gets the 403 page with the reason (the page exists for them too,
     so a 404 would mislead)."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not is_manager_or_admin(request.user):
-            return render(request, "metrics/forbidden.html", status=403)
+            raise PermissionDenied("Metrics are for managers: they cover every CSM's book.")
         return view(request, *args, **kwargs)
 
     return guarded

@@ -12,7 +12,7 @@ from django.utils import timezone
 from ninja import Header, Router, Schema
 from pydantic import Field
 
-from accounts.api_errors import invalid_response, json_response
+from accounts.api_errors import Detail, Invalid, invalid_response, json_response
 from accounts.idempotency import idempotent_write
 from accounts.ingest import FUTURE_SLACK, ExternalId, Item, Timestamp
 from accounts.models import Account
@@ -57,20 +57,6 @@ class PromptEventOut(Schema):
     timestamp: dt.datetime
     play: str
     variant: str | None
-
-
-class ErrorItem(Schema):
-    pointer: str
-    message: str
-
-
-class Invalid(Schema):
-    detail: str
-    errors: list[ErrorItem] = []
-
-
-class Detail(Schema):
-    detail: str
 
 
 @router.get(
