@@ -13,11 +13,15 @@ from accounts.models import (
     AccountIndicator,
     ApiToken,
     AuditEntry,
+    Contact,
+    EmailOptOut,
     EngagementEvent,
     IdempotencyKey,
     ImportJob,
     Metric,
     MrrMovement,
+    Notification,
+    NotificationSetting,
     Plan,
     PlanFeature,
     PlanLimit,
@@ -25,6 +29,7 @@ from accounts.models import (
     SegmentUser,
     StripeEvent,
     StripePriceMapping,
+    Task,
     UsageSnapshot,
 )
 from accounts.tokens import api_token_revoke
@@ -274,3 +279,57 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["email", "name", "account", "is_primary"]
+    search_fields = ["email", "name", "account__name", "account__external_id"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+
+
+@admin.register(EmailOptOut)
+class EmailOptOutAdmin(admin.ModelAdmin):
+    """Opt-outs are permanent: they are looked up here, never edited or removed."""
+
+    list_display = ["email", "opted_out_at", "account", "source"]
+    search_fields = ["email"]
+    list_select_related = ["account"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["title", "account", "assignee", "due_on", "status", "source"]
+    list_filter = ["status", "source"]
+    search_fields = ["title", "account__name"]
+    list_select_related = ["account", "assignee"]
+    raw_id_fields = ["account", "assignee", "created_by", "completed_by"]
+    date_hierarchy = "due_on"
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["title", "recipient", "kind", "created_at", "read_at"]
+    list_filter = ["kind"]
+    search_fields = ["title"]
+    list_select_related = ["recipient"]
+    raw_id_fields = ["recipient", "account"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(NotificationSetting)
+class NotificationSettingAdmin(admin.ModelAdmin):
+    list_display = ["user", "daily_digest", "last_digest_on"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]

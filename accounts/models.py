@@ -630,3 +630,140 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.object_type} {self.object_repr} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Contact(models.Model):
+    """A person at a customer account whom plays may email. The primary contact receives sequence emails."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField()
+    title = models.CharField(max_length=120, blank=True)
+    is_primary = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("account", Lower("email"), name="contact_email_unique_per_account"),
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(is_primary=True), name="contact_one_primary_per_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class EmailOptOut(models.Model):
+    """An address that asked for no more play emails: honoured at once, for every account, for good."""
+
+    email = models.EmailField(help_text="Stored lower-cased.")
+    opted_out_at = models.DateTimeField()
+    account = models.ForeignKey(Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=40, blank=True, help_text="Where the request came from, e.g. a play's email.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="email_opt_out_unique_ci"),
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="email_opt_out_lower_case"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Task(models.Model):
+    """Something a user has to do for an account by a date: created by a play's step, by a feedback request
+    or by hand. An opportunity is named by id: opportunities sit downstream of accounts."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "By hand"
+        PLAY = "play", "Play step"
+        FEEDBACK = "feedback", "Feedback request"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tasks")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    due_on = models.DateField()
+    status = models.CharField(max_length=4, choices=Status, default=Status.OPEN)
+    source = models.CharField(max_length=8, choices=Source, default=Source.MANUAL)
+    opportunity_id = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(status="open") & Q(completed_at__isnull=True))
+                | (Q(status="done") & Q(completed_at__isnull=False)),
+                name="task_completed_at_matches_status",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["assignee", "status", "due_on"], name="task_assignee_due_idx"),
+            models.Index(fields=["account", "-created_at"], name="task_account_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Notification(models.Model):
+    """An item in a user's notification centre, and in their daily digest when they want one."""
+
+    class Kind(models.TextChoices):
+        NEW_CANDIDATE = "new_candidate", "New candidate in my book"
+        SNOOZE_RETURNED = "snooze_returned", "Opportunity back from snooze"
+        TASK_DUE = "task_due", "Task due"
+        BILLING_UPGRADE = "billing_upgrade", "Upgrade closed by billing"
+        EXPERIMENT_SIGNIFICANT = "experiment_significant", "Experiment reached significance"
+        COLLABORATOR_ADDED = "collaborator_added", "Added to an opportunity"
+        PLAY_STEP = "play_step", "Play step for me"
+        FEEDBACK = "feedback", "Customer feedback"
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=24, choices=Kind)
+    title = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True, help_text="A path inside the app.")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    dedupe_key = models.CharField(
+        max_length=120, blank=True, help_text="The same key is notified to the same user once (blank: always)."
+    )
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    digested_at = models.DateTimeField(null=True, blank=True, help_text="When a daily digest carried it.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "dedupe_key"], condition=~Q(dedupe_key=""), name="notification_dedupe_per_user"
+            ),
+        ]
+        indexes = [models.Index(fields=["recipient", "-created_at"], name="notification_recipient_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class NotificationSetting(models.Model):
+    """What one user chooses to receive: notification kinds muted in the centre, and the daily digest."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_setting")
+    muted_kinds = models.JSONField(default=list, blank=True, help_text="Notification kinds this user does not want.")
+    daily_digest = models.BooleanField(default=True)
+    last_digest_on = models.DateField(null=True, blank=True, help_text="The day the last digest went out.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Notification settings of {self.user_id}"

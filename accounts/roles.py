@@ -9,10 +9,12 @@ class Role(StrEnum):
     CSM = "CSM"
     MANAGER = "Manager"
     ADMIN = "Admin"
+    # An account executive brought onto an opportunity by its CSM; works only what they collaborate on.
+    SALES = "Sales"
 
 
 # Highest first: a user in several groups acts with the widest role.
-_PRECEDENCE = (Role.ADMIN, Role.MANAGER, Role.CSM)
+_PRECEDENCE = (Role.ADMIN, Role.MANAGER, Role.CSM, Role.SALES)
 
 
 def role_of(user) -> Role | None:

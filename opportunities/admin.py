@@ -3,7 +3,15 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from opportunities.models import AccountScore, LostReason, Note, Opportunity, OpportunityEvent, ScoreHistory
+from opportunities.models import (
+    AccountScore,
+    Collaborator,
+    LostReason,
+    Note,
+    Opportunity,
+    OpportunityEvent,
+    ScoreHistory,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -102,3 +110,11 @@ class NoteAdmin(admin.ModelAdmin):
     raw_id_fields = ["account", "opportunity", "author"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+
+@admin.register(Collaborator)
+class CollaboratorAdmin(admin.ModelAdmin):
+    list_display = ["opportunity", "user", "added_by", "added_at"]
+    search_fields = ["user__username", "opportunity__account__name"]
+    list_select_related = ["opportunity__account", "user", "added_by"]
+    raw_id_fields = ["opportunity", "user", "added_by"]

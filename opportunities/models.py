@@ -162,6 +162,27 @@ class Opportunity(models.Model):
         return self.reasons[0].get("text", "") if self.reasons else ""
 
 
+class Collaborator(models.Model):
+    """An account executive (Sales role) the CSM brought onto an opportunity: it shows in their queue, they
+    may work it, and the leaderboard credits them too."""
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="collaborators")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collaborations")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["opportunity", "user"], name="collaborator_once_per_opportunity")
+        ]
+        indexes = [models.Index(fields=["user", "opportunity"], name="collaborator_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on #{self.opportunity_id}"
+
+
 class OpportunityEvent(models.Model):
     """An audit row: who did what to an opportunity, and when. Never updated."""
 
@@ -175,6 +196,8 @@ class OpportunityEvent(models.Model):
         REOPENED = "reopened", "Reopened"
         EMAIL_SENT = "email_sent", "Email sent"
         NOTE = "note", "Note"
+        COLLABORATOR_ADDED = "collab_added", "Collaborator added"
+        COLLABORATOR_REMOVED = "collab_removed", "Collaborator removed"
 
     opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(

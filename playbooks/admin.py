@@ -2,7 +2,23 @@
 
 from django.contrib import admin
 
-from playbooks.models import Assignment, Experiment, Play, PlayCredit, Rule, ScoringPolicy, Touch, Variant
+from playbooks.models import (
+    Assignment,
+    Enrollment,
+    Experiment,
+    FeedbackRequest,
+    Play,
+    PlayCredit,
+    Rule,
+    ScoringPolicy,
+    SequenceStep,
+    StepRun,
+    Survey,
+    SurveyQuestion,
+    SurveyResponse,
+    Touch,
+    Variant,
+)
 
 
 @admin.register(Rule)
@@ -133,5 +149,69 @@ class TouchAdmin(ReadOnlyAdmin):
 class PlayCreditAdmin(ReadOnlyAdmin):
     list_display = ["opportunity_id", "account", "play", "variant", "mrr_delta", "won_at"]
     list_select_related = ["account", "play", "variant"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]
+
+
+@admin.register(SequenceStep)
+class SequenceStepAdmin(admin.ModelAdmin):
+    list_display = ["play", "position", "delay_days", "kind"]
+    search_fields = ["play__name", "subject"]
+    list_filter = ["kind"]
+    list_select_related = ["play"]
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(ReadOnlyAdmin):
+    list_display = ["account", "play", "status", "stop_reason", "started_at", "ended_at"]
+    list_filter = ["status", "stop_reason"]
+    list_select_related = ["account", "play"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]
+
+
+@admin.register(StepRun)
+class StepRunAdmin(ReadOnlyAdmin):
+    list_display = ["enrollment", "step", "due_at", "status", "executed_at", "detail"]
+    list_filter = ["status"]
+    list_select_related = ["enrollment", "step"]
+    search_fields = ["account__name", "account__external_id"]
+    show_full_result_count = False
+
+
+class SurveyQuestionInline(admin.TabularInline):
+    model = SurveyQuestion
+    extra = 0
+    max_num = 3
+
+
+@admin.register(SurveyQuestion)
+class SurveyQuestionAdmin(admin.ModelAdmin):
+    list_display = ["survey", "position", "text", "kind"]
+    search_fields = ["text", "survey__name"]
+    list_select_related = ["survey"]
+
+
+@admin.register(Survey)
+class SurveyAdmin(admin.ModelAdmin):
+    list_display = ["name", "purpose", "channel", "rule", "active"]
+    list_filter = ["purpose", "channel", "active"]
+    search_fields = ["name"]
+    inlines = [SurveyQuestionInline]
+
+
+@admin.register(FeedbackRequest)
+class FeedbackRequestAdmin(ReadOnlyAdmin):
+    list_display = ["account", "survey", "created_at", "answered_at"]
+    list_select_related = ["account", "survey"]
+    search_fields = ["account__name", "account__external_id"]
+    autocomplete_fields = ["account"]
+
+
+@admin.register(SurveyResponse)
+class SurveyResponseAdmin(ReadOnlyAdmin):
+    list_display = ["account", "survey", "reason", "submitted_at"]
+    list_filter = ["reason"]
+    list_select_related = ["account", "survey"]
     search_fields = ["account__name", "account__external_id"]
     autocomplete_fields = ["account"]

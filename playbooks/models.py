@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from accounts.models import Account, Metric, Plan
+from accounts.models import Account, Contact, Metric, MrrMovement, Plan, Task
 from playbooks.rules import RuleSpec
 
 
@@ -173,6 +173,14 @@ class Play(models.Model):
     downgrade_save_body = models.TextField(
         blank=True, help_text="Sent when the account asks to downgrade; may list the premium features it used."
     )
+
+    class RunMode(models.TextChoices):
+        MANUAL = "manual", "When a CSM starts it from the account page"
+        AUTOMATIC = "automatic", "Automatically when its rules flag an account"
+
+    run_mode = models.CharField(
+        max_length=9, choices=RunMode, default=RunMode.MANUAL, help_text="How accounts enter the play's sequence."
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -316,3 +324,249 @@ class PlayCredit(models.Model):
 
     def __str__(self) -> str:
         return f"Opportunity {self.opportunity_id} credited to {self.play_id}"
+
+
+class SequenceStep(models.Model):
+    """One step of a play's sequence, run `delay_days` after the account enrolled (the trigger)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Send an email"
+        PROMPT = "prompt", "Show an in-app prompt"
+        TASK = "task", "Create a task for the CSM"
+        NOTIFY = "notify", "Notify the owner"
+
+    class WhenFatigued(models.TextChoices):
+        WAIT = "wait", "Wait until the account may be contacted again"
+        SKIP = "skip", "Skip the step"
+
+    play = models.ForeignKey(Play, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    delay_days = models.PositiveSmallIntegerField(default=0, help_text="Days after enrolment (0 = the same day).")
+    kind = models.CharField(max_length=6, choices=Kind)
+    subject = models.CharField(
+        max_length=200, blank=True, help_text="Email subject or task title; empty = the play's (or variant's)."
+    )
+    body = models.TextField(blank=True, help_text="Email body, prompt text or task detail; empty = the play's.")
+    task_due_days = models.PositiveSmallIntegerField(
+        default=2, help_text="A task is due this many days after it is created."
+    )
+    when_fatigued = models.CharField(max_length=4, choices=WhenFatigued, default=WhenFatigued.WAIT)
+
+    class Meta:
+        ordering = ["play", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["play", "position"], name="sequence_step_position_unique"),
+            models.CheckConstraint(condition=Q(delay_days__lte=365), name="sequence_step_delay_at_most_a_year"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.play_id} step {self.position}: {self.get_kind_display()} on day {self.delay_days}"
+
+
+class Enrollment(models.Model):
+    """An account running through a play's sequence. One live enrolment per account and play at a time.
+
+    The opportunity it works for, if any, is named by id: opportunities sit downstream of playbooks.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        STOPPED = "stopped", "Stopped"
+
+    class StopReason(models.TextChoices):
+        UPGRADED = "upgraded", "The account upgraded"
+        CLOSED = "closed", "The opportunity closed"
+        OPTED_OUT = "opted_out", "The contact opted out"
+        STOPPED_BY_USER = "by_user", "Stopped by a user"
+        PLAY_INACTIVE = "play_inactive", "The play was deactivated"
+        CHURNED = "churned", "The account churned"
+
+    play = models.ForeignKey(Play, on_delete=models.CASCADE, related_name="enrollments")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="enrollments")
+    variant = models.ForeignKey(Variant, on_delete=models.SET_NULL, null=True, blank=True, related_name="enrollments")
+    opportunity_id = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=9, choices=Status, default=Status.ACTIVE)
+    stop_reason = models.CharField(max_length=13, choices=StopReason, blank=True)
+    started_at = models.DateTimeField(help_text="The trigger: step delays count from here.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty = started automatically by the play's rules.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "play"],
+                condition=Q(status__in=["active", "paused"]),
+                name="enrollment_one_live_per_account_and_play",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="stopped", stop_reason__gt="") | (~Q(status="stopped") & Q(stop_reason="")),
+                name="enrollment_stop_reason_when_stopped",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "status"], name="enrollment_account_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.play_id} ({self.status})"
+
+
+class StepRun(models.Model):
+    """One step of one enrolment: due at a time, claimed by one worker, executed once, its outcome kept."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Due"
+        CLAIMED = "claimed", "Being delivered"
+        SENT = "sent", "Done"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="step_runs")
+    step = models.ForeignKey(SequenceStep, on_delete=models.CASCADE, related_name="runs")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=9, choices=Status, default=Status.PENDING)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    detail = models.CharField(max_length=300, blank=True, help_text="What happened, in words: sent to, why skipped.")
+    waited_until = models.DateTimeField(
+        null=True, blank=True, help_text="Set when pitch fatigue pushed the step back from its first due time."
+    )
+    touch = models.ForeignKey(Touch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["enrollment", "step"], name="step_run_once_per_enrollment"),
+            models.CheckConstraint(
+                condition=~Q(status="claimed") | Q(claim_token__isnull=False),
+                name="step_run_claimed_has_token",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], condition=Q(status="pending"), name="step_run_due_idx"),
+            models.Index(fields=["account", "-due_at"], name="step_run_account_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.step_id} of enrolment {self.enrollment_id}: {self.status}"
+
+
+class Survey(models.Model):
+    """A short survey (one to three questions) for accounts matching a rule, or asked after a downgrade or
+    churn. Delivered as an in-app prompt or as a link in an email."""
+
+    class Purpose(models.TextChoices):
+        NEEDS = "needs", "Upcoming needs"
+        CHURN_FEEDBACK = "churn_feedback", "Downgrade and churn feedback"
+
+    class Channel(models.TextChoices):
+        PROMPT = "prompt", "In-app prompt"
+        EMAIL = "email", "Email link"
+
+    name = models.CharField(max_length=120)
+    purpose = models.CharField(max_length=14, choices=Purpose, default=Purpose.NEEDS)
+    channel = models.CharField(max_length=6, choices=Channel, default=Channel.PROMPT)
+    rule = models.ForeignKey(
+        Rule, on_delete=models.SET_NULL, null=True, blank=True, related_name="surveys", help_text="Who is asked."
+    )
+    intro = models.CharField(max_length=300, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("name"), name="survey_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SurveyQuestion(models.Model):
+    class Kind(models.TextChoices):
+        CHOICE = "choice", "Choice"
+        TEXT = "text", "Free text"
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="questions")
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=300)
+    kind = models.CharField(max_length=6, choices=Kind, default=Kind.TEXT)
+    choices = models.JSONField(default=list, blank=True, help_text="The options of a choice question.")
+
+    class Meta:
+        ordering = ["survey", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["survey", "position"], name="survey_question_position_unique"),
+            models.CheckConstraint(
+                condition=Q(position__gte=1) & Q(position__lte=3), name="survey_at_most_three_questions"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class FeedbackRequest(models.Model):
+    """A survey sent to one account: after a downgrade or churn (naming the movement), or by a rule."""
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="requests")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="feedback_requests")
+    movement = models.OneToOneField(
+        MrrMovement, on_delete=models.CASCADE, null=True, blank=True, related_name="feedback_request"
+    )
+    task = models.ForeignKey(Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at"], name="feedback_request_account_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} to {self.account_id}"
+
+
+class SurveyResponse(models.Model):
+    """One account's answers to a survey, from a contact when known."""
+
+    class Reason(models.TextChoices):
+        """Why a customer downgraded or left: the fixed list summarised by segment and plan."""
+
+        PRICE = "price", "Too expensive"
+        MISSING_FEATURE = "missing_feature", "Missing a feature"
+        NOT_USING = "not_using", "Not using it enough"
+        COMPETITOR = "competitor", "Moved to a competitor"
+        BUDGET_CUT = "budget_cut", "Budget cut"
+        TECHNICAL = "technical", "Technical problems"
+        SUPPORT = "support", "Support experience"
+        BUSINESS_CLOSED = "business_closed", "Business closed or changed"
+        OTHER = "other", "Other"
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="responses")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="survey_responses")
+    request = models.OneToOneField(
+        FeedbackRequest, on_delete=models.SET_NULL, null=True, blank=True, related_name="response"
+    )
+    contact_ref = models.CharField(max_length=200, blank=True, help_text="The customer's user id or email.")
+    reason = models.CharField(max_length=16, choices=Reason, blank=True, help_text="Downgrade and churn feedback.")
+    answers = models.JSONField(default=dict, help_text="By question position: the choice or text given.")
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["survey", "-submitted_at"], name="survey_response_recent_idx"),
+            models.Index(fields=["account", "-submitted_at"], name="survey_response_account_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} answered {self.survey_id}"

@@ -16,24 +16,44 @@ from accounts.models import (
     AccountIndicator,
     ApiToken,
     AuditEntry,
+    Contact,
+    EmailOptOut,
     IdempotencyKey,
     ImportJob,
     Metric,
+    Notification,
+    NotificationSetting,
     Plan,
     SegmentEventMapping,
     SegmentUser,
     StripeEvent,
     StripePriceMapping,
+    Task,
 )
 from accounts.tokens import api_token_create
-from opportunities.models import AccountScore, Note, OpportunityEvent, ScoreHistory
-from playbooks.models import Assignment, Experiment, Play, PlayCredit, Touch, Variant
+from opportunities.models import AccountScore, Collaborator, Note, OpportunityEvent, ScoreHistory
+from playbooks.models import (
+    Assignment,
+    Enrollment,
+    Experiment,
+    FeedbackRequest,
+    Play,
+    PlayCredit,
+    SequenceStep,
+    StepRun,
+    Survey,
+    SurveyQuestion,
+    SurveyResponse,
+    Touch,
+    Variant,
+)
 from tests.factories import (
     AccountFactory,
     EngagementEventFactory,
     MrrMovementFactory,
     OpportunityFactory,
     UsageSnapshotFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -67,12 +87,37 @@ def populate(account) -> None:
         event_id=f"evt_{account.pk}", type="customer.subscription.updated", account=account, received_at=now
     )
     SegmentUser.objects.create(user_id=f"user-{account.pk}", account=account, updated_at=now)
+    owner = account.owner or UserFactory()
+    contact = Contact.objects.create(account=account, name="Pat Buyer", email=f"pat{account.pk}@example.com")
+    EmailOptOut.objects.create(email=f"gone{account.pk}@example.com", opted_out_at=now, account=account)
+    task = Task.objects.create(account=account, assignee=owner, title="Call about seats", due_on=today, created_at=now)
+    Notification.objects.create(
+        recipient=owner,
+        kind=Notification.Kind.TASK_DUE,
+        title="Call about seats",
+        account=account,
+        created_at=now,
+    )
+    Collaborator.objects.create(opportunity=opportunity, user=owner, added_at=now)
+    return contact, task
 
 
 @pytest.fixture
 def admin_client_for_ada(client, admin_user, account):
-    populate(account)
+    contact, task = populate(account)
+    NotificationSetting.objects.create(user=admin_user, daily_digest=False)
     play = Play.objects.create(name="Seats upgrade", target_plan=Plan.objects.get(name="Pro"))
+    step = SequenceStep.objects.create(play=play, position=1, delay_days=0, kind=SequenceStep.Kind.EMAIL)
+    enrollment = Enrollment.objects.create(play=play, account=account, started_at=timezone.now())
+    StepRun.objects.create(
+        enrollment=enrollment, step=step, account=account, due_at=timezone.now(), contact=contact, task=task
+    )
+    survey = Survey.objects.create(name="Next quarter", purpose=Survey.Purpose.CHURN_FEEDBACK)
+    SurveyQuestion.objects.create(survey=survey, position=1, text="What will you store next quarter?")
+    request = FeedbackRequest.objects.create(survey=survey, account=account, created_at=timezone.now())
+    SurveyResponse.objects.create(
+        survey=survey, account=account, request=request, answers={"1": "Video"}, submitted_at=timezone.now()
+    )
     experiment = Experiment.objects.create(play=play, name="Shorter email", created_at=timezone.now())
     variant = Variant.objects.create(experiment=experiment, name="Short")
     Assignment.objects.create(experiment=experiment, account=account, variant=variant, assigned_at=timezone.now())
