@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS="--accounts 5000"`.
 BENCH_ARGS ?=
 
-.PHONY: help run test lint audit migrations-check lock bench bench-metrics chromium clean
+.PHONY: help run test lint audit migrations-check lock bench bench-metrics bench-insights chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: $(STAMP) chromium ## Run every test, browser tests included (DATABASE_URL 
 
 bench-metrics: $(STAMP) ## Time the revenue metrics against one SQL statement (PostgreSQL: BENCH_METRICS_DATABASE_URL)
 	@$(PY) bench/metrics.py $(BENCH_ARGS)
+
+bench-insights: $(STAMP) ## Time "what precedes upgrades" against one scan of the events (PostgreSQL: BENCH_INSIGHTS_DATABASE_URL)
+	@$(PY) bench/insights.py $(BENCH_ARGS)
 
 chromium: # Browser tests drive Debian's Chromium; install it when we can
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi

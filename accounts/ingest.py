@@ -49,6 +49,9 @@ FUTURE_SLACK = dt.timedelta(days=1)
 # (opportunities) can act on them atomically without accounts importing them.
 # Arguments: movements (list[MrrMovement] of kind expansion), at (datetime).
 mrr_expanded = Signal()
+# Sent the same way when they recorded downgrades or churn (playbooks asks those accounts for feedback).
+# Arguments: movements (list[MrrMovement] of kind contraction or churn), at (datetime).
+mrr_contracted = Signal()
 
 
 # --- Errors and results --------------------------------------------------------------------------------
@@ -787,6 +790,9 @@ def subscription_changes_apply(
         expansions = [m for m in result.movements if m.kind == MrrMovement.Kind.EXPANSION]
         if expansions:
             mrr_expanded.send(sender=subscription_changes_apply, movements=expansions, at=at)
+        contractions = [m for m in result.movements if m.kind in (MrrMovement.Kind.CONTRACTION, MrrMovement.Kind.CHURN)]
+        if contractions:
+            mrr_contracted.send(sender=subscription_changes_apply, movements=contractions, at=at)
     return result
 
 

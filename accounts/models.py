@@ -119,10 +119,17 @@ class AccountQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def visible_to(self, user) -> AccountQuerySet:
-        """A CSM sees the accounts they own; managers and admins see every account."""
+        """A CSM sees the accounts they own; anyone also sees the accounts of the opportunities they collaborate
+        on (an account executive brought onto one); managers and admins see every account.
+
+        The collaboration is followed through the reverse relations by name, which imports nothing from the
+        apps downstream; as a subquery on the collaborator's user index rather than a join, so no account
+        comes back twice and the list's other filters keep their plans.
+        """
         if role_of(user) in (Role.MANAGER, Role.ADMIN):
             return self
-        return self.owned_by(user)
+        collaborating = self.model.objects.filter(opportunities__collaborators__user=user).values("pk")
+        return self.filter(Q(owner=user) | Q(pk__in=collaborating))
 
     def paying(self) -> AccountQuerySet:
         return self.filter(mrr__gt=0)

@@ -75,6 +75,7 @@ AREAS = [
     ("settings:rules", "Rules", "Thresholds that flag upsell candidates, with a live preview and a backtest."),
     ("settings:plays", "Playbooks", "Talking points, email templates, in-app prompts and trial offers."),
     ("settings:experiments", "A/B tests", "Variants of a play against a control group, with honest statistics."),
+    ("settings:surveys", "Surveys", "Upcoming needs of flagged accounts, and why accounts downgraded or left."),
     ("settings:metrics", "Metrics", "What usage is measured, in which unit, and in which order it shows."),
     ("settings:lost_reasons", "Lost reasons", "The list a CSM picks from when an opportunity is lost."),
     ("settings:stripe_prices", "Stripe prices", "Which plan each Stripe price stands for."),
@@ -91,6 +92,7 @@ EDIT_URLS = {
     "playbooks.Rule": "settings:rule_edit",
     "playbooks.Play": "settings:play_edit",
     "playbooks.Experiment": "settings:experiment_detail",
+    "playbooks.Survey": "settings:survey_edit",
 }
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.services import account_indicators_refresh
 from accounts.signals import indicators_refreshed
+from accounts.work_services import digests_send, tasks_due_notify
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +62,27 @@ def resume_imports() -> None:
     from accounts.imports import imports_resume
 
     imports_resume(now=timezone.now())
+
+
+class DigestsIncomplete(Exception):
+    """Some digests of the day failed to send; a retry sends those (the others are claimed for the day)."""
+
+
+@shared_task(
+    name="accounts.send_daily_digests",
+    ignore_result=True,
+    autoretry_for=(DigestsIncomplete,),
+    retry_backoff=300,
+    max_retries=3,
+)
+def send_daily_digests(*, on: str | None = None) -> None:
+    now = timezone.now()
+    report = digests_send(on=dt.date.fromisoformat(on) if on else timezone.localdate(now), at=now)
+    if report.failed:
+        raise DigestsIncomplete(f"{report.failed} digests failed, {report.sent} sent")
+
+
+@shared_task(name="accounts.notify_tasks_due", ignore_result=True)
+def notify_tasks_due(*, on: str | None = None) -> None:
+    now = timezone.now()
+    tasks_due_notify(on=dt.date.fromisoformat(on) if on else timezone.localdate(now), at=now)

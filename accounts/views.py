@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import selectors
 from accounts.filters import AccountFilter
-from accounts.roles import Role, is_manager_or_admin
+from accounts.roles import Role, is_manager_or_admin, role_of
 
 ACCOUNTS_PER_PAGE = 25
 # The users `seed_demo` creates, offered as one-click logins while DEBUG is on.
@@ -22,6 +22,7 @@ DEMO_LOGINS = [
     ("csm2", Role.CSM),
     ("csm3", Role.CSM),
     ("csm4", Role.CSM),
+    ("sales1", Role.SALES),
     ("manager", Role.MANAGER),
     ("admin", Role.ADMIN),
 ]
@@ -47,6 +48,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
         "sort_descending": descending,
         "sort_value": f"-{sort_key}" if descending else sort_key,
         "show_owner": is_manager,
+        "is_sales": role_of(request.user) == Role.SALES,
         "csms": selectors.csm_choices() if is_manager else [],
     }
     # htmx asks for a whole page when it restores history it no longer has cached.

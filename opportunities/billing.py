@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.ingest import mrr_expanded
 from accounts.models import MrrMovement, Plan
 from opportunities.models import Opportunity, OpportunityEvent, Outcome, Stage
+from opportunities.notifications import billing_wins_notify
 from playbooks.experiment_services import Win, play_credits_record
 
 
@@ -90,6 +91,7 @@ def opportunities_close_won_by_billing(*, movements: Sequence[MrrMovement], at: 
                 Win(opportunity_id=o.pk, account_id=o.account_id, won_at=at, mrr_delta=delta[o.pk]) for o in candidates
             ]
         )
+        billing_wins_notify(opportunities=candidates, at=at)
     return ids
 
 

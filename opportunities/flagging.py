@@ -19,13 +19,15 @@ from accounts.bulk import upsert
 from accounts.indicators import project_value
 from accounts.models import Account, AccountEngagement, AccountIndicator, Metric, Plan, PlanLimit
 from opportunities.models import AccountScore, Opportunity, OpportunityEvent, Outcome, ScoreHistory, Stage
+from opportunities.notifications import new_candidates_notify
 from opportunities.sizing import PROJECTION_DAYS, PlanOption, expected_mrr_delta, suggest_target_plan
 from playbooks import rules as scoring
 from playbooks.experiment_services import experiment_assignments_record
 from playbooks.facts import account_facts
 from playbooks.fatigue import fatigue_check
-from playbooks.models import Play, Rule, ScoringPolicy
+from playbooks.models import Enrollment, Play, Rule, ScoringPolicy
 from playbooks.selectors import past_touches, recent_touches_by_account
+from playbooks.sequence_services import enrollments_start_automatic, enrollments_stop
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +281,7 @@ def _create(to_create: list[Opportunity], ctx: _Context, result: FlagResult) -> 
     )
     result.created += len(created)
     _assign_experiments([pk for pk, _, _ in created], ctx)
+    new_candidates_notify(opportunity_ids=[pk for pk, _, _ in created], at=ctx.at)
 
 
 def _choose_plays(to_create: list[Opportunity], ctx: _Context) -> None:
@@ -325,11 +328,16 @@ def _choose_plays(to_create: list[Opportunity], ctx: _Context) -> None:
 
 def _assign_experiments(created_ids: list[int], ctx: _Context) -> None:
     """Accounts whose new opportunity has a play with a running experiment are assigned to an arm now, when
-    they first meet the play. Set-based: four queries per chunk at most."""
+    they first meet the play; those whose play runs automatically are enrolled in its sequence (the control
+    group is not: `playbooks.sequence_services.enrollments_start_automatic`). Set-based: a fixed number of
+    queries per chunk."""
     if not created_ids:
         return
-    pairs = Opportunity.objects.filter(pk__in=created_ids, play__isnull=False).values_list("account_id", "play_id")
-    experiment_assignments_record(pairs=list(pairs), at=ctx.at)
+    rows = list(
+        Opportunity.objects.filter(pk__in=created_ids, play__isnull=False).values_list("pk", "account_id", "play_id")
+    )
+    experiment_assignments_record(pairs=[(account_id, play_id) for _, account_id, play_id in rows], at=ctx.at)
+    enrollments_start_automatic(opportunities=rows, at=ctx.at)
 
 
 def _clear(to_clear: list[Opportunity], ctx: _Context, result: FlagResult) -> None:
@@ -358,4 +366,6 @@ def _clear(to_clear: list[Opportunity], ctx: _Context, result: FlagResult) -> No
         )
         for pk in cleared_ids
     )
+    if cleared_ids:  # their sequences end with them
+        enrollments_stop(opportunity_ids=cleared_ids, reason=Enrollment.StopReason.CLOSED, at=ctx.at)
     result.cleared += len(cleared_ids)

@@ -16,6 +16,7 @@ from django.utils.html import conditional_escape
 from accounts.filters import FastSelect
 from accounts.models import Plan
 from accounts.roles import Role
+from opportunities.collaboration import collaborator_candidates
 from opportunities.models import LostReason, Outcome, Stage
 
 YES_NO = [("", "Not asked yet"), ("yes", "Yes"), ("no", "No")]
@@ -183,6 +184,44 @@ class AssignForm(VersionedForm):
             .order_by("first_name", "last_name", "username")
         )
         self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
+
+
+class CollaboratorAddForm(VersionedForm):
+    """An account executive to bring onto `opportunity`: only those who may be added are accepted, so any
+    other id (a CSM, someone on it already, a made-up number) is an error on the field."""
+
+    user = ListedModelChoiceField(
+        queryset=get_user_model().objects.none(),
+        label="Account executive",
+        empty_label="Choose…",
+        error_messages={
+            "required": "Account executive: choose one.",
+            "invalid_choice": "Account executive: choose a user in the Sales role who is not on it yet.",
+        },
+    )
+
+    def __init__(self, *args, opportunity, **kwargs):
+        kwargs.setdefault("auto_id", "collaborator_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = collaborator_candidates(opportunity=opportunity)
+        self.fields["user"].label_from_instance = lambda user: user.get_full_name() or user.username
+
+
+class CollaboratorRemoveForm(VersionedForm):
+    """An account executive to take off `opportunity`: one of those on it."""
+
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.none(),
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": "Account executive: say whom to remove.",
+            "invalid_choice": "Account executive: that user does not work on this opportunity.",
+        },
+    )
+
+    def __init__(self, *args, opportunity, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = get_user_model().objects.filter(collaborations__opportunity=opportunity)
 
 
 class QualifyForm(VersionedForm):

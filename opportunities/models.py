@@ -52,15 +52,22 @@ class OpportunityQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def visible_to(self, user) -> OpportunityQuerySet:
-        """A CSM sees the opportunities they own or whose account they own; managers and admins see all.
+        """A CSM sees the opportunities they own or whose account they own; anyone also sees those they
+        collaborate on (an account executive the CSM brought on, see opportunities/collaboration.py); managers
+        and admins see all. Whoever sees an opportunity may work it: every view looks opportunities up through here.
 
-        The account side is a subquery on the account's owner rather than a join: an OR across two joined
-        tables makes PostgreSQL join every account to every opportunity before it can filter, while an OR
-        of `owner_id = me` and `account_id IN (my accounts)` stays on this table and keeps its indexes.
+        The account and collaborator sides are subqueries rather than joins: an OR across joined tables makes
+        PostgreSQL join every account to every opportunity before it can filter, while an OR of
+        `owner_id = me`, `account_id IN (my accounts)` and `id IN (my collaborations)` stays on this table
+        and keeps its indexes (the last one reads the collaborator index on user).
         """
         if is_manager_or_admin(user):
             return self
-        return self.filter(Q(owner=user) | Q(account__in=Account.objects.filter(owner=user).values("pk")))
+        return self.filter(
+            Q(owner=user)
+            | Q(account__in=Account.objects.filter(owner=user).values("pk"))
+            | Q(pk__in=Collaborator.objects.filter(user=user).values("opportunity_id"))
+        )
 
 
 class Opportunity(models.Model):

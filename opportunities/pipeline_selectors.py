@@ -4,7 +4,8 @@ of queries whatever the number of opportunities, accounts or events.
 1. the opportunities of the period and segment, with their account, plan, owner and lost reason (one join);
 2. when each of them first entered each stage: `Min(occurred_at)` per (opportunity, stage), grouped in SQL;
 3. who wrote an event on each of them during the period: distinct (opportunity, actor) pairs;
-4. the CSMs the leaderboard lists.
+4. the account executives on each of them (collaborators, credited on the leaderboard with the owner);
+5. the CSMs the leaderboard lists.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Account, size_band, size_band_filter
 from accounts.roles import Role
-from opportunities.models import Opportunity, OpportunityEvent, Outcome
+from opportunities.models import Collaborator, Opportunity, OpportunityEvent, Outcome
 from opportunities.pipeline_stats import (
     SNOOZE_WINDOW_DAYS,
     PipelineOpportunity,
@@ -124,7 +125,8 @@ def _full_name(first: str | None, last: str | None, username: str | None) -> str
 def pipeline_records(
     *, start: dt.date, end: dt.date, today: dt.date, filters: PipelineFilters = EVERYTHING
 ) -> list[PipelineOpportunity]:
-    """The records of `pipeline_opportunities`, with stage entries and the period's actors, in three queries.
+    """The records of `pipeline_opportunities`, with stage entries, the period's actors and the collaborators,
+    in four queries.
 
     Datetimes come back in the current time zone, as `pipeline_stats` expects.
     """
@@ -152,6 +154,13 @@ def pipeline_records(
         .distinct()
     ):
         touched.setdefault(opportunity_id, set()).add(actor_id)
+    collaborators: dict[int, list[tuple[int, str]]] = {}
+    for opportunity_id, user_id, first, last, username in (
+        Collaborator.objects.filter(opportunity__in=ids)
+        .order_by("added_at", "pk")
+        .values_list("opportunity_id", "user_id", "user__first_name", "user__last_name", "user__username")
+    ):
+        collaborators.setdefault(opportunity_id, []).append((user_id, _full_name(first, last, username)))
     return [
         PipelineOpportunity(
             id=row["pk"],
@@ -173,6 +182,7 @@ def pipeline_records(
             size_band=_size_label(row["account__employees"]),
             region=row["account__region"],
             touched_by=frozenset(touched.get(row["pk"], ())),
+            collaborators=tuple(collaborators.get(row["pk"], ())),
         )
         for row in rows
     ]
@@ -193,6 +203,6 @@ def leaderboard_people(*, filters: PipelineFilters = EVERYTHING) -> dict[int, st
 def pipeline_dashboard(
     *, start: dt.date, end: dt.date, today: dt.date, filters: PipelineFilters = EVERYTHING
 ) -> PipelineStats:
-    """Every figure of the pipeline dashboard for `[start, end]` and `filters`, in four queries."""
+    """Every figure of the pipeline dashboard for `[start, end]` and `filters`, in five queries."""
     records = pipeline_records(start=start, end=end, today=today, filters=filters)
     return pipeline_stats(records, start=start, end=end, today=today, people=leaderboard_people(filters=filters))

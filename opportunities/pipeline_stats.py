@@ -78,6 +78,12 @@ class PipelineOpportunity:
     region: str = ""
     touched_by: frozenset[int] = frozenset()
     """The users who wrote an event on the opportunity during the period (a note, a step, an email...)."""
+    collaborators: tuple[tuple[int, str], ...] = ()
+    """(user id, name) of the account executives on it (opportunities.Collaborator), as it stands now."""
+
+    def credited_to(self, user_id: int) -> bool:
+        """Whether its outcome counts for `user_id` on the leaderboard: its owner's, and each collaborator's."""
+        return self.owner_id == user_id or any(pk == user_id for pk, _name in self.collaborators)
 
     @property
     def is_open(self) -> bool:
@@ -407,11 +413,12 @@ class LeaderboardRow:
 
 
 def worked_by(o: PipelineOpportunity, user_id: int, *, start: dt.date, end: dt.date) -> bool:
-    """Whether `user_id` worked the opportunity in the period: wrote any event on it then, or owns it and it
-    moved on a stage or closed won or lost then (billing closing a win counts for its owner)."""
+    """Whether `user_id` worked the opportunity in the period: wrote any event on it then, or owns it (or
+    collaborates on it) and it moved on a stage or closed won or lost then (billing closing a win counts for
+    its owner and collaborators)."""
     if user_id in o.touched_by:
         return True
-    if o.owner_id != user_id:
+    if not o.credited_to(user_id):
         return False
     moved = any(
         at is not None and start <= at.date() <= end for at in (o.entered.qualify, o.entered.present, o.entered.close)
@@ -422,23 +429,30 @@ def worked_by(o: PipelineOpportunity, user_id: int, *, start: dt.date, end: dt.d
 def leaderboard(
     opportunities: Sequence[PipelineOpportunity], *, start: dt.date, end: dt.date, people: Mapping[int, str]
 ) -> list[LeaderboardRow]:
-    """Per CSM, over the period: one row for each of `people` (id -> name) and each owner of an opportunity.
+    """Per person, over the period: one row for each of `people` (id -> name), each owner of an opportunity
+    and each collaborator on one (an account executive, Sales role).
 
     - worked = opportunities they worked in the period (see `worked_by`);
-    - won, lost = their opportunities (as owner) closed won, lost in the period;
+    - won, lost = their opportunities (as owner or collaborator) closed won, lost in the period;
     - win rate = won / (won + lost) × 100;
     - expansion MRR = Σ actual MRR delta of their won ones;
     - average cycle time = mean days from identify to close of their won ones.
 
-    Wins and losses are credited to the owner, whoever clicked: a CSM is measured on their book.
+    Wins and losses are credited to the owner and to each collaborator, whoever clicked: a CSM is measured
+    on their book, an account executive on the deals they were brought onto. Each gets full credit, not a
+    share: a win of +100 MRR with one collaborator adds 100 to the owner's expansion MRR and 100 to the
+    collaborator's. The rows may therefore add up to more than the team's expansion MRR, which counts
+    every win once (`PipelineStats.expansion_mrr_won`); never sum the rows for a team total.
     """
     names = dict(people)
     for o in opportunities:
         if o.owner_id is not None:
             names.setdefault(o.owner_id, o.owner_name)
+        for user_id, name in o.collaborators:
+            names.setdefault(user_id, name)
     rows = []
     for user_id, name in names.items():
-        mine = [o for o in opportunities if o.owner_id == user_id and o.closed_between(start, end)]
+        mine = [o for o in opportunities if o.credited_to(user_id) and o.closed_between(start, end)]
         won = [o for o in mine if o.outcome == Outcome.WON]
         lost = sum(1 for o in mine if o.outcome == Outcome.LOST)
         rows.append(
@@ -495,6 +509,7 @@ class PipelineStats:
     days_in_stage: list[StageDuration]
     cycle_time: CycleTime
     expansion_mrr_won: Decimal
+    """Σ actual MRR delta of the period's wins, each win once however many people the leaderboard credits."""
     by_owner: list[PipelineGroup]
     by_segment: list[tuple[str, list[PipelineGroup]]]
     lost_reasons: list[LostReasonShare]

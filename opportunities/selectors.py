@@ -29,8 +29,20 @@ from accounts.models import (
     PlanFeature,
     PlanLimit,
 )
-from opportunities.models import STAGE_ORDER, AccountScore, Note, Opportunity, OpportunityEvent, Outcome
+from accounts.roles import is_manager_or_admin
+from accounts.work_selectors import task_timeline
+from opportunities.models import (
+    STAGE_ORDER,
+    AccountScore,
+    Collaborator,
+    Note,
+    Opportunity,
+    OpportunityEvent,
+    Outcome,
+)
 from playbooks.selectors import account_touches
+from playbooks.sequence_selectors import account_step_timeline
+from playbooks.survey_selectors import account_survey_answers
 
 # --- Home pages ------------------------------------------------------------------------------------------
 
@@ -40,7 +52,7 @@ def top_open_opportunities(*, user, limit: int = 5) -> QuerySet[Opportunity]:
     return (
         Opportunity.objects.visible_to(user)
         .open()
-        .select_related("account", "account__plan", "target_plan")
+        .select_related("account", "account__plan", "target_plan", "owner")
         .order_by("-score", "-identified_at", "pk")[:limit]
     )
 
@@ -94,6 +106,13 @@ QUEUE_ROW_VALUES = (
     "version",
 )
 QUEUE_ROW_OWNER_VALUES = ("owner_id", "owner__username", "owner__first_name", "owner__last_name")
+
+
+def collaborating_on(*, user, ids: list[int]) -> frozenset[int]:
+    """Which of the opportunities `ids` `user` collaborates on (to mark them in a CSM's queue), in one query."""
+    return frozenset(
+        Collaborator.objects.filter(user=user, opportunity_id__in=ids).values_list("opportunity_id", flat=True)
+    )
 
 
 def queue_rows(ids: list[int], *, with_owner: bool = False) -> list[dict]:
@@ -204,6 +223,15 @@ def opportunity_for(*, user, pk: int) -> QuerySet[Opportunity]:
         .filter(pk=pk)
         .select_related("account", "account__plan", "account__owner", "owner", "target_plan", "trial_plan", "play")
     )
+
+
+def workable_opportunity_ids(account: Account, *, user) -> set[int] | None:
+    """The account's opportunities `user` may work, when they may not work them all: None for a manager, an
+    admin or the account's owner; for anyone else (an account executive brought onto one of them) the ids
+    `Opportunity.visible_to` lets through, in one query."""
+    if account.owner_id == user.pk or is_manager_or_admin(user):
+        return None
+    return set(Opportunity.objects.visible_to(user).filter(account=account).values_list("pk", flat=True))
 
 
 def _one_to_one(account: Account, name: str):
@@ -335,6 +363,15 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
                 extra={"movement": movement},
             )
         )
+    # Tasks created and completed (accounts.work_selectors), one query.
+    for item in task_timeline(account_id=account.pk, limit=limit):
+        entries.append(TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor))
+    # Survey answers (playbooks.survey_selectors), one query.
+    for item in account_survey_answers(account_id=account.pk, limit=limit):
+        entries.append(TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor))
+    # Play sequence steps: sent, skipped, failed, waiting, cancelled (playbooks.sequence_selectors), one query.
+    for step in account_step_timeline(account_id=account.pk, limit=limit):
+        entries.append(TimelineEntry(at=step.at, kind=step.kind, title=step.title, body=step.body, actor=step.actor))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
 

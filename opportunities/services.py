@@ -16,8 +16,9 @@ from accounts.roles import is_manager_or_admin
 from opportunities.models import STAGE_ORDER, LostReason, Note, Opportunity, OpportunityEvent, Outcome, Stage
 from opportunities.roi import RoiInputs, roi_calculate, roi_note
 from playbooks.experiment_services import experiment_assign, play_credit_record
-from playbooks.models import Touch
+from playbooks.models import Enrollment, Touch
 from playbooks.selectors import touch_refusal
+from playbooks.sequence_services import enrollments_stop
 from playbooks.services import touch_record
 
 # The one stage each stage moves on to; closing (won, lost, snoozed) has services of its own.
@@ -279,6 +280,10 @@ def opportunity_close_won(
         message=f"Won: {plan.name}, {mrr_delta:+,.2f} {account.currency} MRR",
     )
     play_credit_record(opportunity_id=opportunity.pk, account=account, won_at=at, mrr_delta=mrr_delta)
+    # The account's play sequences end: all of them when it upgraded, else the ones working for this one.
+    if kind == MrrMovement.Kind.EXPANSION:
+        enrollments_stop(account_ids=[account.pk], reason=Enrollment.StopReason.UPGRADED, at=at)
+    enrollments_stop(opportunity_ids=[opportunity.pk], reason=Enrollment.StopReason.CLOSED, at=at)
     return opportunity
 
 
@@ -301,6 +306,7 @@ def opportunity_close_lost(
         changes={"outcome": Outcome.LOST, "reason": reason.key},
         message=f"Lost: {reason.label}" + (f" ({detail})" if detail else ""),
     )
+    enrollments_stop(opportunity_ids=[opportunity.pk], reason=Enrollment.StopReason.CLOSED, at=at)
     return opportunity
 
 
@@ -321,6 +327,7 @@ def opportunity_snooze(
         changes={"outcome": Outcome.SNOOZED, "snoozed_until": until.isoformat()},
         message=f"Snoozed until {until:%b %-d, %Y}",
     )
+    enrollments_stop(opportunity_ids=[opportunity.pk], reason=Enrollment.StopReason.CLOSED, at=at)
     return opportunity
 
 

@@ -11,6 +11,7 @@ from accounts.models import Account
 from accounts.services import account_indicators_refresh
 from accounts.tasks import refresh_indicators
 from opportunities.flagging import opportunities_flag
+from opportunities.notifications import experiments_significant_notify, snoozes_returned_notify
 from opportunities.pipeline import LOCK_TTL_SECONDS, lock_acquire, lock_release
 
 logger = logging.getLogger(__name__)
@@ -102,3 +103,14 @@ def run_pipeline(self, *, as_of: str | None = None, account_ids: list[int] | Non
         raise
     for first_id, last_id in ranges:
         refresh_chunk.delay(as_of=as_of, first_id=first_id, last_id=last_id, lock_token=token)
+
+
+@shared_task(name="opportunities.notify_snoozes_returned", ignore_result=True)
+def notify_snoozes_returned(*, on: str | None = None) -> None:
+    now = timezone.now()
+    snoozes_returned_notify(on=dt.date.fromisoformat(on) if on else timezone.localdate(now), at=now)
+
+
+@shared_task(name="opportunities.notify_experiment_results", ignore_result=True)
+def notify_experiment_results() -> None:
+    experiments_significant_notify(at=timezone.now())

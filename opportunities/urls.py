@@ -1,6 +1,6 @@
 from django.urls import path
 
-from opportunities import views
+from opportunities import collaboration_views, views
 
 app_name = "opportunities"
 
@@ -15,6 +15,12 @@ urlpatterns = [
     path("opportunities/<int:pk>/present/", views.opportunity_present, name="present"),
     path("opportunities/<int:pk>/email/", views.opportunity_email, name="email"),
     path("opportunities/<int:pk>/close/", views.opportunity_close, name="close"),
+    path("opportunities/<int:pk>/collaborators/", collaboration_views.collaborator_add, name="collaborator_add"),
+    path(
+        "opportunities/<int:pk>/collaborators/remove/",
+        collaboration_views.collaborator_remove,
+        name="collaborator_remove",
+    ),
     path("accounts/<int:pk>/opportunities/", views.opportunity_open, name="open"),
     path("accounts/<int:pk>/notes/", views.note_add, name="note_add"),
 ]

@@ -19,15 +19,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors as account_selectors
+from accounts import work_selectors
 from accounts.roles import Role, is_manager_or_admin, role_of
 from accounts.templatetags.account_format import money
-from opportunities import emails, selectors, services
+from accounts.work_forms import TaskForm
+from opportunities import collaboration, emails, selectors, services
 from opportunities.filters import QueueFilter
 from opportunities.forms import (
     DEFAULT_TRIAL_DAYS,
     AdvanceForm,
     AssignForm,
     CloseForm,
+    CollaboratorAddForm,
     EmailForm,
     NoteForm,
     PresentForm,
@@ -43,6 +46,7 @@ from opportunities.reassignment import ReassignmentRefused
 from opportunities.reassignment import accounts_reassign as accounts_reassign_service
 from opportunities.roi import RoiInputs, roi_calculate
 from playbooks.experiment_services import experiment_arm, play_content_for
+from playbooks.sequence_views import account_plays_context
 
 QUEUE_PER_PAGE = 25
 LOCKED_FEATURE_DAYS = 30
@@ -86,6 +90,10 @@ def home(request: HttpRequest) -> HttpResponse:
         context["near_limit_count"] = account_selectors.near_limit_account_count(user=request.user)
         context["opportunities"] = list(selectors.top_open_opportunities(user=request.user))
         context["open_opportunity_count"] = selectors.open_opportunity_count(user=request.user)
+    elif role == Role.SALES:
+        # An account executive's opportunities are those CSMs brought them onto (Opportunity.visible_to).
+        context["opportunities"] = list(selectors.top_open_opportunities(user=request.user))
+        context["open_opportunity_count"] = selectors.open_opportunity_count(user=request.user)
     return render(request, "home.html", context)
 
 
@@ -108,11 +116,23 @@ class _RowUrls:
         return self.patterns[name].format(pk)
 
 
-def _queue_rows(values: list[dict], *, today: dt.date) -> list[dict]:
+def _queue_columns(user) -> tuple[bool, bool]:
+    """(show the owner column, mark the rows shared with `user`): a manager sees everyone's work and an
+    account executive (Sales) works other CSMs' opportunities, so both see whose each is; a CSM's queue
+    marks the opportunities they were brought onto as a collaborator."""
+    role = role_of(user)
+    return role in (Role.MANAGER, Role.ADMIN, Role.SALES), role == Role.CSM
+
+
+def _queue_rows(values: list[dict], *, today: dt.date, shared: frozenset[int] = frozenset()) -> list[dict]:
     """What each queue row shows, from `selectors.queue_rows`, worked out here once per row rather than by
     the template: at 25 to 50 rows a page, every template lookup, filter and printed number (the engine
-    localizes each one) adds up to most of the page's time. Numbers therefore arrive as text."""
+    localizes each one) adds up to most of the page's time. Numbers therefore arrive as text. `shared` are
+    the opportunities to mark as a colleague's that the user collaborates on."""
     url = _RowUrls()
+    # Open tasks due by today on each row's account: one query for the page (accounts.work_selectors).
+    tasks_due = work_selectors.tasks_due_counts(account_ids=[value["account_id"] for value in values], today=today)
+    tasks_url = reverse("tasks:list")
     rows = []
     for value in values:
         pk, stage, outcome = value["pk"], Stage(value["stage"]), value["outcome"]
@@ -148,6 +168,7 @@ def _queue_rows(values: list[dict], *, today: dt.date) -> list[dict]:
             "next_step": f"{next_step_on:%b %-d}" if next_step_on else "",
             "overdue": next_step_on is not None and next_step_on < today,
             "owner_name": _owner_name(value) if "owner_id" in value else "",
+            "shared": pk in shared,
             "version": str(value["version"]),
             "open": outcome == Outcome.OPEN,
             "back_from_snooze": back_from_snooze,
@@ -158,9 +179,15 @@ def _queue_rows(values: list[dict], *, today: dt.date) -> list[dict]:
             "advance_url": url("opportunities:advance", pk),
             "actions_url": url("opportunities:actions", pk),
             "reopen_url": url("opportunities:reopen", pk),
+            "tasks_due": _tasks_due_label(tasks_due.get(value["account_id"], 0)),
+            "tasks_url": f"{tasks_url}?account={value['account_id']}",
         }
         rows.append(row)
     return rows
+
+
+def _tasks_due_label(count: int) -> str:
+    return "" if not count else f"{count} task{'s' if count != 1 else ''} due"
 
 
 def _owner_name(value: dict) -> str:
@@ -174,22 +201,24 @@ def _owner_name(value: dict) -> str:
 def queue(request: HttpRequest) -> HttpResponse:
     """The open opportunities a CSM works (every one for a manager), ranked by score; HTMX gets the results."""
     today = timezone.localdate()
-    manager = is_manager_or_admin(request.user)
+    show_owner, mark_shared = _queue_columns(request.user)
     filterset = QueueFilter(
         request.GET or None, queryset=selectors.queue(user=request.user, today=today), request=request
     )
-    allowed = None if manager else set(selectors.QUEUE_SORTS) - {"owner"}
+    allowed = None if show_owner else set(selectors.QUEUE_SORTS) - {"owner"}
     sort_key, descending = selectors.parse_queue_sort(request.GET.get("sort"), allowed=allowed)
     page = selectors.queue_page(
         selectors.queue_sorted(filterset.qs, key=sort_key, descending=descending),
         number=request.GET.get("page"),
         per_page=QUEUE_PER_PAGE,
-        with_owner=manager,
+        with_owner=show_owner,
     )
-    rows = _queue_rows(page.object_list, today=today)
+    ids = [row["pk"] for row in page.object_list]
+    shared = selectors.collaborating_on(user=request.user, ids=ids) if mark_shared and ids else frozenset()
+    rows = _queue_rows(page.object_list, today=today, shared=shared)
     context = {
         "today": today,
-        "show_owner": manager,
+        "show_owner": show_owner,
         "filter": filterset,
         "page": page,
         "rows": rows,
@@ -295,6 +324,11 @@ def _panel_context(request: HttpRequest, opportunity: Opportunity | None, *, tod
     context: dict = {"opportunity": opportunity, "today": today, "note_form": NoteForm()}
     if opportunity is not None:
         context.update(_panel_forms(request, opportunity, today=today))
+        # Who works on it besides its owner (templates/opportunities/collaborators.html).
+        context.update(collaboration.collaboration_panel(opportunity=opportunity, user=request.user))
+        if context["may_manage_collaborators"]:
+            initial = {"version": opportunity.version}
+            context["collaborator_form"] = CollaboratorAddForm(initial=initial, opportunity=opportunity)
         context.update(bound)
         if opportunity.roi_inputs:
             inputs = {
@@ -328,7 +362,10 @@ def _offered_trial_days(opportunity: Opportunity) -> int | None:
 def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) -> dict:
     metrics = account_selectors.limit_metrics()
     series = account_selectors.account_usage_series(account, metrics, until=today)
-    opportunity = _current_opportunity(account.opportunity_list, today=today)
+    # A collaborator's panel works the opportunities they were brought onto, not any other of the account's.
+    workable = selectors.workable_opportunity_ids(account, user=request.user)
+    mine = [o for o in account.opportunity_list if workable is None or o.pk in workable]
+    opportunity = _current_opportunity(mine, today=today)
     score = selectors.account_score(account)
     suggested = (opportunity.target_plan if opportunity else None) or (score.target_plan if score else None)
     since = timezone.now() - dt.timedelta(days=LOCKED_FEATURE_DAYS)
@@ -347,6 +384,11 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
         "locked_feature_days": LOCKED_FEATURE_DAYS,
         "timeline": selectors.account_timeline(account, movements=account.movement_list),
         "csms": account_selectors.csm_choices() if is_manager_or_admin(request.user) else [],
+        # The Tasks panel (templates/work/account_tasks.html).
+        "account_tasks": work_selectors.account_tasks(account_id=account.pk, today=today),
+        "task_form": TaskForm(today=today, initial={"due_on": today}),
+        # The "Plays running" panel (templates/sequences/account_panel.html).
+        **account_plays_context(account=account, user=request.user),
         **_panel_context(request, opportunity, today=today, **bound),
     }
 
@@ -405,10 +447,11 @@ def _row_response(request: HttpRequest, opportunity: Opportunity, *, status: int
     if not request.htmx:
         return redirect(reverse("opportunities:queue"))
     today = timezone.localdate()
-    manager = is_manager_or_admin(request.user)
+    show_owner, mark_shared = _queue_columns(request.user)
     # The opportunity passed `_opportunity_or_404` before the action; the row is read as the queue reads it.
-    [row] = _queue_rows(selectors.queue_rows([opportunity.pk], with_owner=manager), today=today)
-    context = {"today": today, "show_owner": manager, "row": row}
+    shared = selectors.collaborating_on(user=request.user, ids=[opportunity.pk]) if mark_shared else frozenset()
+    [row] = _queue_rows(selectors.queue_rows([opportunity.pk], with_owner=show_owner), today=today, shared=shared)
+    context = {"today": today, "show_owner": show_owner, "row": row}
     html = render_to_string("opportunities/queue.html#row", context, request=request)
     return HttpResponse(_with_messages(request, html), status=status)
 
@@ -642,6 +685,10 @@ def opportunity_close(request: HttpRequest, pk: int) -> HttpResponse:
 def opportunity_open(request: HttpRequest, pk: int) -> HttpResponse:
     """Open an opportunity on an account by hand."""
     account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    # An account executive sees the account through an opportunity they were brought onto; opening one,
+    # which they would own, is the CSM's call.
+    if role_of(request.user) == Role.SALES:
+        raise PermissionDenied("Only a CSM or a manager opens an opportunity.")
     try:
         opportunity = services.opportunity_open_manually(account=account, by=request.user, at=timezone.now())
     except services.TransitionNotAllowed as error:

@@ -308,6 +308,24 @@ def experiment_assign_plays(
     }
 
 
+def experiment_arms(*, account: Account, play_ids: Iterable[int]) -> dict[int, tuple[Experiment, Variant | None]]:
+    """`experiment_assign_plays` without storing anything: by play id, the account's (experiment, variant) in
+    each play that runs an experiment, the stored arm else the one it will get (the assignment is
+    deterministic). For reads that must not write, such as the prompts API's GET. Three queries at most."""
+    running = _running_experiments(play_ids)
+    if not running:
+        return {}
+    stored = dict(
+        Assignment.objects.filter(experiment__in=list(running.values()), account_id=account.pk).values_list(
+            "experiment_id", "variant_id"
+        )
+    )
+    return {
+        play_id: (experiment, _variant_of(experiment, stored.get(experiment.pk, _arm(experiment, account.pk))))
+        for play_id, experiment in running.items()
+    }
+
+
 def is_in_control(*, account: Account, play: Play) -> bool:
     """True when the account is held out of the play: it sits in the control group of the play's running
     experiment. Emails and in-app prompts of the play must skip such an account.

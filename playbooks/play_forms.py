@@ -22,6 +22,7 @@ FIELDSETS = (
     ("Trial offer", "", ("trial_days",)),
     ("Downgrade save", "Sent when the account asks to downgrade.", ("downgrade_save_subject", "downgrade_save_body")),
     ("Pitch fatigue", "Limits per account.", ("prompt_max_per_week", "min_days_between_touches")),
+    ("Automated sequence", "How accounts enter the steps of the sequence below the form.", ("run_mode",)),
 )
 TEMPLATE_FIELDS = ("email_subject", "email_body", "prompt_text", "downgrade_save_subject", "downgrade_save_body")
 
@@ -47,6 +48,7 @@ class PlayForm(forms.ModelForm):
             "email_body": forms.Textarea(attrs={"rows": 12, "spellcheck": "true"}),
             "downgrade_save_body": forms.Textarea(attrs={"rows": 8, "spellcheck": "true"}),
             "prompt_text": forms.Textarea(attrs={"rows": 2}),
+            "run_mode": forms.RadioSelect,
         }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -58,6 +60,13 @@ class PlayForm(forms.ModelForm):
         for name in TEMPLATE_FIELDS:
             self.fields[name].widget.attrs["class"] = "play-template"
             self.fields[name].help_text = "A template: merge fields as {{ account_name }}, see the list."
+        # A form posted without the run mode (an older page, a script) keeps the play's.
+        self.fields["run_mode"].required = False
+        self.fields["run_mode"].label = "Run the sequence"
+        self.fields["run_mode"].help_text = ""  # the fieldset's hint says it
+
+    def clean_run_mode(self) -> str:
+        return self.cleaned_data.get("run_mode") or self.instance.run_mode or Play.RunMode.MANUAL
 
     def clean(self) -> dict:
         data = super().clean()

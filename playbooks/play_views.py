@@ -70,7 +70,7 @@ def _play_form_page(request: HttpRequest, play: Play) -> HttpResponse:
         if "preview" in request.POST:
             partial = request.htmx and not request.htmx.history_restore_request
             template = "settings/plays/form.html#preview" if partial else "settings/plays/form.html"
-            response = render(request, template, _form_context(play, form, data=request.POST))
+            response = render(request, template, _form_context(play, form, data=request.POST, partial=partial))
             patch_vary_headers(response, ["HX-Request"])
             return response
         if form.is_valid():
@@ -92,8 +92,8 @@ def _play_form_page(request: HttpRequest, play: Play) -> HttpResponse:
     return response
 
 
-def _form_context(play: Play, form: PlayForm, *, data: Mapping[str, object]) -> dict:
-    return {
+def _form_context(play: Play, form: PlayForm, *, data: Mapping[str, object], partial: bool = False) -> dict:
+    context = {
         "play": play if play.pk else None,
         "form": form,
         "preview": play_preview(data),
@@ -101,6 +101,12 @@ def _form_context(play: Play, form: PlayForm, *, data: Mapping[str, object]) -> 
         "allowed_filters": ALLOWED_FILTERS,
         "max_chars": f"{MAX_TEMPLATE_CHARS:,}",
     }
+    if play.pk and not partial:
+        # The step editor sits under the play's form. Imported here: its views preview through this module.
+        from playbooks.sequence_views import sequence_editor_context
+
+        context.update(sequence_editor_context(Play.objects.get(pk=play.pk)))
+    return context
 
 
 def _sample_overrides(data: Mapping[str, object]) -> dict[str, object]:

@@ -5,12 +5,19 @@ A play's prompt is offered to an account when all of these hold:
 
 - the play is active and has prompt text: its own, or the variant's the account is assigned to;
 - the play applies to the account today: at least one of the play's enabled rules fires on the account's
-  stored indicators and engagement, the facts flagging scores (`playbooks.facts`). A play without an
-  enabled rule never prompts; a churned account gets no prompt. An open opportunity is not required:
-  opportunities sit downstream of playbooks, and a prompt is the play's own, automatic touch;
-- the account is not in the control group of the play's running experiment. It is assigned to an arm the
-  first time the play applies to it here (as flagging does when it opens an opportunity), and sees its
-  variant's prompt;
+  stored indicators and engagement, the facts flagging scores (`playbooks.facts`); or a prompt step of the
+  play's sequence has been reached for the account (`playbooks.sequence_services`). A reached prompt step
+  counts as "the play applies" until the enrolment ends, and not while it is paused: at once when it stops
+  (upgrade, closed opportunity, a user, churn, the play switched off), PROMPT_STEP_AFTER_DAYS after it
+  completes (its last step done: so a prompt that is the last step still shows for a while). The step's
+  own text, when it has one, replaces the prompt text (see `playbooks.sequences.step_content`). A play
+  without an enabled rule prompts only through its sequence; a churned account gets no prompt. An open
+  opportunity is not required: opportunities sit downstream of playbooks, and a prompt is the play's own,
+  automatic touch;
+- the account is not in the control group of the play's running experiment. Reading the prompts stores
+  nothing: the arm is the stored one, else the one the account will get (the assignment is deterministic,
+  `experiment_services.experiment_arms`). It is stored when the product reports what happened to a prompt
+  (`prompt_event_record`), as flagging and enrolment store it when they start the play;
 - frequency cap: fewer than the play's `prompt_max_per_week` impressions of its prompt to the account in
   the last 7 days, (now − 7 days, now];
 - pitch fatigue (`playbooks.fatigue`): the play's gap since its last touch of the account has passed, and
@@ -21,8 +28,8 @@ A play's prompt is offered to an account when all of these hold:
 When several prompts qualify they come most points first (the weights of the play's rules that fired;
 ties: the oldest play), and no more of them than the touches the 30-day cap has left.
 
-Showing a prompt is the product's to report (`prompt_event_record`); reading the prompts records nothing but
-the experiment assignment. A prompt's id is signed and names the account, the play and the variant, so an
+Showing a prompt is the product's to report (`prompt_event_record`); reading the prompts records nothing at
+all, so a GET writes nothing. A prompt's id is signed and names the account, the play and the variant, so an
 event can only be recorded for a prompt that was offered to that account.
 """
 
@@ -34,22 +41,26 @@ import re
 from dataclasses import dataclass, replace
 
 from django.core import signing
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, TextField
 
 from accounts.models import Account, AccountEngagement, AccountIndicator, Metric, Plan
 from playbooks import rules as scoring
-from playbooks.experiment_services import experiment_assign_plays, play_content_for
+from playbooks.experiment_services import experiment_arms, experiment_assignments_record, play_content_for
 from playbooks.facts import INDICATOR_FIELDS, account_facts
 from playbooks.fatigue import WINDOW_DAYS, fatigue_check
-from playbooks.models import Experiment, Play, Rule, ScoringPolicy, Touch, Variant
+from playbooks.models import Enrollment, Experiment, Play, Rule, ScoringPolicy, SequenceStep, StepRun, Touch, Variant
 from playbooks.sandbox import Kind, TemplateRefused, sandbox_render
 from playbooks.selectors import RecentTouch, past_touches, premium_feature_uses, recent_touches_by_account
+from playbooks.sequences import step_content
 from playbooks.services import touch_record
 
 logger = logging.getLogger(__name__)
 
 CAP_DAYS = 7
 """The frequency cap counts impressions over this many days."""
+PROMPT_STEP_AFTER_DAYS = 7
+"""A sequence that completed (its last step done) keeps offering the prompt of a reached prompt step this many
+days, so a prompt that is the sequence's last step is not withdrawn the moment it is reached."""
 PREMIUM_FEATURE_DAYS = 90
 EVENT_KINDS = {
     "impression": Touch.Kind.PROMPT_IMPRESSION,
@@ -114,16 +125,43 @@ def prompt_ref(value: str) -> PromptRef | None:
 # --- What to show -----------------------------------------------------------------------------------------
 
 
-def _prompt_plays() -> list[Play]:
-    """Active plays with prompt text (their own, or a variant's in a running experiment), with their enabled
-    rules (metric and plans loaded, for `Rule.as_spec`) and target plan. Three queries."""
+def _reached_prompt_steps(account_id: int, *, at: dt.datetime) -> QuerySet[StepRun]:
+    """The prompt steps of `OuterRef("pk")` (a play) that the account has reached in its sequence: the step
+    run is done and the enrolment is active, or completed less than PROMPT_STEP_AFTER_DAYS ago; the latest
+    step first. A paused or stopped enrolment offers nothing."""
+    live = Q(enrollment__status=Enrollment.Status.ACTIVE) | Q(
+        enrollment__status=Enrollment.Status.COMPLETED,
+        enrollment__ended_at__gt=at - dt.timedelta(days=PROMPT_STEP_AFTER_DAYS),
+    )
+    return (
+        StepRun.objects.filter(
+            account_id=account_id,
+            enrollment__play=OuterRef("pk"),
+            status=StepRun.Status.SENT,
+            step__kind=SequenceStep.Kind.PROMPT,
+        )
+        .filter(live)
+        .order_by("-step__position")
+    )
+
+
+def _prompt_plays(account_id: int, *, at: dt.datetime) -> list[Play]:
+    """Active plays with prompt text (their own, or a variant's in a running experiment) or a prompt step the
+    account has reached, with their enabled rules (metric and plans loaded, for `Rule.as_spec`) and target
+    plan. Each play carries `reached_step` (whether the account reached a prompt step of its sequence) and
+    `step_text` (the latest reached step's own text, blank for the play's or variant's). Three queries."""
     variant_prompts = Variant.objects.filter(
         experiment__play=OuterRef("pk"), experiment__status=Experiment.Status.RUNNING
     ).exclude(prompt_text="")
     enabled_rules = Rule.objects.filter(enabled=True).select_related("metric").prefetch_related("plans")
+    reached = _reached_prompt_steps(account_id, at=at)
     return list(
         Play.objects.active()
-        .filter(Q(prompt_text__gt="") | Q(Exists(variant_prompts)))
+        .annotate(
+            reached_step=Exists(reached),
+            step_text=Subquery(reached.values("step__body")[:1], output_field=TextField()),
+        )
+        .filter(Q(prompt_text__gt="") | Q(Exists(variant_prompts)) | Q(reached_step=True))
         .select_related("target_plan")
         .prefetch_related(Prefetch("rules", queryset=enabled_rules))
         .order_by("pk")
@@ -170,11 +208,12 @@ class _Applicable:
 
 
 def _applicable(plays: list[Play], facts: scoring.AccountFacts) -> list[_Applicable]:
-    """The plays with at least one rule firing for the account, most points first (ties: the oldest play)."""
+    """The plays with at least one rule firing for the account, or whose prompt step it has reached in a live
+    sequence, most points first (ties: the oldest play)."""
     applicable = []
     for play in plays:
         reasons = [r for r in (scoring.evaluate(rule.as_spec(), facts) for rule in play.rules.all()) if r]
-        if reasons:
+        if reasons or play.reached_step:
             reasons.sort(key=lambda r: (-r.points, r.rule_id))
             applicable.append(_Applicable(play=play, reasons=reasons))
     applicable.sort(key=lambda a: (-a.points, a.play.pk))
@@ -194,12 +233,12 @@ def prompts_offer(*, account: Account, at: dt.datetime) -> list[Prompt]:
     """The prompts to show `account` at `at` (see the module docstring for when a play's prompt is offered).
 
     `account` needs its plan and owner loaded. A fixed number of queries whatever the number of plays (about
-    a dozen); the only write is the experiment assignment of an account a play applies to for the first time.
+    a dozen), all of them reads.
     A stored prompt template the sandbox refuses (saved around the settings page's check) is skipped.
     """
     if account.status == Account.Status.CHURNED:
         return []
-    plays = _prompt_plays()
+    plays = _prompt_plays(account.pk, at=at)
     if not plays:
         return []
     with_percentile = any(rule.min_login_percentile is not None for play in plays for rule in play.rules.all())
@@ -207,7 +246,7 @@ def prompts_offer(*, account: Account, at: dt.datetime) -> list[Prompt]:
     applicable = _applicable(plays, facts)
     if not applicable:
         return []
-    arms = experiment_assign_plays(account=account, play_ids=[a.play.pk for a in applicable], at=at)
+    arms = experiment_arms(account=account, play_ids=[a.play.pk for a in applicable])
     policy = ScoringPolicy.current()
     longest_gap = max(a.play.min_days_between_touches for a in applicable)
     touches = recent_touches_by_account(account_ids=[account.pk], now=at, days=max(longest_gap, CAP_DAYS)).get(
@@ -225,7 +264,15 @@ def prompts_offer(*, account: Account, at: dt.datetime) -> list[Prompt]:
         if experiment is not None and variant is None:
             continue  # held out: the control group gets nothing from the play
         content = play_content_for(play=play, variant=variant)
-        if not content.prompt_text.strip():
+        prompt_text = step_content(
+            kind=SequenceStep.Kind.PROMPT,
+            subject="",
+            body=play.step_text or "",
+            content=content,
+            play_name=play.name,
+            position=0,
+        ).body
+        if not prompt_text.strip():
             continue
         if _impressions(touches, play_id=play.pk, now=at) >= play.prompt_max_per_week:
             continue
@@ -238,8 +285,8 @@ def prompts_offer(*, account: Account, at: dt.datetime) -> list[Prompt]:
             continue
         try:
             text = sandbox_render(
-                content.prompt_text,
-                merge.values(play=play, reasons=item.reasons, trial_days=content.trial_days, text=content.prompt_text),
+                prompt_text,
+                merge.values(play=play, reasons=item.reasons, trial_days=content.trial_days, text=prompt_text),
                 kind=Kind.TEXT,
             )
         except TemplateRefused as refused:
@@ -259,6 +306,15 @@ def prompts_offer(*, account: Account, at: dt.datetime) -> list[Prompt]:
             )
         )
     return offered
+
+
+def account_merge_values(*, account: Account, play: Play, trial_days: int | None, text: str, at: dt.datetime) -> dict:
+    """The merge fields `text` can use about `account` for `play`, as a prompt gets them (no ROI note, value
+    proposition or trial end: no opportunity): for the play's sequence emails, tasks and notifications. The
+    metric is the one nearest its limit. `account` needs its plan and owner loaded. Four queries, a few more
+    when `text` names the premium features or the play has no target plan."""
+    merge = _MergeValues(account, facts=_facts(account, with_percentile=False), at=at)
+    return merge.values(play=play, reasons=[], trial_days=trial_days, text=text)
 
 
 class _MergeValues:
@@ -333,7 +389,8 @@ def prompt_event_record(*, prompt: str, account: Account, event: str, at: dt.dat
 
     Raises UnknownPrompt for an id not issued here or whose play is gone, PromptNotOffered when the id was
     issued to another account. The event is recorded even when a cap has been reached since the prompt was
-    offered: it happened. A variant deleted since is recorded as none.
+    offered: it happened. A variant deleted since is recorded as none. The account's arm in the play's
+    running experiment is stored here, the first time the product reports a prompt of the play.
     """
     ref = prompt_ref(prompt)
     if ref is None:
@@ -343,6 +400,9 @@ def prompt_event_record(*, prompt: str, account: Account, event: str, at: dt.dat
     play = Play.objects.filter(pk=ref.play_id).first()
     if play is None:
         raise UnknownPrompt("The play of this prompt has been deleted.")
+    # The account met the play: its arm in a running experiment is stored now (the GET that offered the
+    # prompt wrote nothing). Idempotent: the first stored arm stays.
+    experiment_assignments_record(pairs=[(account.pk, play.pk)], at=at)
     variant = None
     if ref.variant_id is not None:
         variant = Variant.objects.filter(pk=ref.variant_id, experiment__play=play).first()

@@ -17,6 +17,8 @@ from accounts.idempotency import idempotent_write
 from accounts.ingest import FUTURE_SLACK, ExternalId, Item, Timestamp
 from accounts.models import Account
 from playbooks.prompts import PromptNotOffered, UnknownPrompt, prompt_event_record, prompts_offer
+from playbooks.survey_api import SurveyOut, survey_out
+from playbooks.surveys import surveys_offer
 
 router = Router(tags=["in-app prompts"])
 
@@ -39,6 +41,7 @@ class PromptOut(Schema):
 
 class PromptsOut(Schema):
     prompts: list[PromptOut]
+    surveys: list[SurveyOut] = Field(description="In-app surveys to show the account now (playbooks.surveys).")
 
 
 class PromptEventIn(Item):
@@ -68,12 +71,16 @@ def prompts_get(request: HttpRequest, external_id: str):
     """The in-app prompts to show the account now, most relevant first: the prompts of active plays whose
     rules fire for the account today, in its A/B test variant (none for the control group), within each
     play's frequency cap (shows per 7 days), its gap between touches and the account's cap of touches per
-    30 days. Report each prompt shown with an `impression` event: impressions count against the caps."""
+    30 days. Report each prompt shown with an `impression` event: impressions count against the caps.
+    `surveys` lists the in-app surveys the account is asked now (an open feedback request after a downgrade
+    or churn, or an upcoming-needs survey whose rule fires and nobody there has answered); post the answers
+    to /surveys/{id}/responses."""
     account = Account.objects.select_related("plan", "owner").filter(external_id=external_id).first()
     if account is None:
         return json_response({"detail": f"No account with external_id {external_id!r}."}, status=404)
-    prompts = prompts_offer(account=account, at=timezone.now())
-    return {"prompts": prompts}
+    at = timezone.now()
+    prompts = prompts_offer(account=account, at=at)
+    return {"prompts": prompts, "surveys": [survey_out(s) for s in surveys_offer(account=account, at=at)]}
 
 
 @router.post(

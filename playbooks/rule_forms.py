@@ -3,7 +3,7 @@ policy; and the words that say what a rule's thresholds mean."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -192,6 +192,30 @@ class RuleForm(forms.Form):
             metric_label=metric.label if metric else "",
             plan_names=[p.name for p in self.cleaned_data["plans"]],
         )
+
+
+PREFILLED_FIELDS = ("name", "description", *THRESHOLD_FIELDS)
+
+
+def rule_initial_from_query(query: Mapping[str, str]) -> dict:
+    """Initial values of a new rule from a link's query (`?name=…&metric=seats&min_utilization=100`), as the
+    insights page drafts one: each value its field accepts (utilization as typed, a percentage), the metric by
+    its key. A value the field refuses is left out: the admin sees an empty field, not an error for a link."""
+    initial: dict = {}
+    for name in PREFILLED_FIELDS:
+        value = query.get(name, "")
+        if not value:
+            continue
+        try:
+            initial[name] = RuleForm.base_fields[name].clean(value)
+        except ValidationError:
+            continue
+    key = query.get("metric", "")
+    if key:
+        metric = RuleForm.base_fields["metric"].queryset.filter(key=key).first()
+        if metric is not None:
+            initial["metric"] = metric.pk
+    return initial
 
 
 def thresholds_in_words(spec: RuleSpec, *, metric_label: str, plan_names: Iterable[str] = ()) -> list[str]:

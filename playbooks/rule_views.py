@@ -17,7 +17,7 @@ from playbooks.backtest import BACKTEST_MONTHS, UPGRADE_WINDOW_DAYS, chart_data
 from playbooks.backtest_selectors import rule_backtest
 from playbooks.facts import SAMPLE_SIZE, flagged_by_rules, stored_facts
 from playbooks.models import Rule, ScoringPolicy
-from playbooks.rule_forms import RuleForm, ScoringPolicyForm, thresholds_in_words
+from playbooks.rule_forms import RuleForm, ScoringPolicyForm, rule_initial_from_query, thresholds_in_words
 from playbooks.rule_services import rule_save, rule_set_enabled, scoring_policy_save
 from playbooks.rules import RuleSpec
 
@@ -94,7 +94,9 @@ def _rule_form(request: HttpRequest, rule: Rule, *, action: str) -> HttpResponse
     context = {"rule": rule, "action": action, "backtest_months": BACKTEST_MONTHS, "window_days": UPGRADE_WINDOW_DAYS}
     template = "settings/rules/form.html"
     if request.method == "GET":
-        form = RuleForm(rule=rule)
+        # A new rule may come pre-filled from a link (the insights page's "Create a rule from this").
+        initial = rule_initial_from_query(request.GET) if rule.pk is None else None
+        form = RuleForm(rule=rule, initial=initial)
         preview = _saved_preview(rule) if rule.pk else None
         return _render(request, template, {**context, "form": form, "preview": preview})
 

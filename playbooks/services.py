@@ -26,6 +26,7 @@ PLAY_FIELDS = (
     "name",
     "description",
     "active",
+    "run_mode",
     "target_plan",
     "talking_points",
     "case_study_url",

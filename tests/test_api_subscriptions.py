@@ -173,8 +173,9 @@ def test_a_full_batch_takes_a_fixed_number_of_queries(client, token, django_asse
     body = {"changes": [change(a, day, 29 + 10 * i, "Pro") for a in accounts for i, day in enumerate(days)]}
     post_json(client, URL, {"changes": []}, token=token)
 
-    # token, savepoint, accounts, plans, accounts locked, movements, known refs, insert, update, release
-    with django_assert_max_num_queries(10):
+    # token, savepoint, accounts, plans, accounts locked, movements, known refs, insert, update, the upgraded
+    # accounts' live play sequences (none to stop), release
+    with django_assert_max_num_queries(11):
         response = post_json(client, URL, body, token=token)
 
     assert response.json() == {"created": 750, "updated": 250, "duplicates": 0}

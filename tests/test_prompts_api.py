@@ -4,6 +4,8 @@ plays whose rules fire for an account, in its A/B variant, within the frequency 
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account, AccountIndicator
@@ -15,6 +17,8 @@ from playbooks.selectors import account_touches
 from playbooks.services import touch_record
 from tests.api_helpers import pointers, post_json
 from tests.factories import AccountFactory, metric, plan
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 @pytest.fixture
@@ -160,12 +164,11 @@ def test_a_prompt_template_the_sandbox_refuses_is_skipped_not_a_server_error(cli
 # --- A/B tests ---------------------------------------------------------------------------------------------
 
 
-def test_the_control_group_of_a_running_experiment_gets_no_prompt_and_is_assigned(client, token, play, admin_user):
+def test_the_control_group_of_a_running_experiment_gets_no_prompt(client, token, play, admin_user):
     running = experiment_on(play, admin_user, variants=[VariantSpec(name="Short", prompt_text="Need seats?")])
     held_out = account_in_arm(running, control=True)
 
     assert prompts_of(client, held_out, token) == []
-    assert Assignment.objects.get(account=held_out).variant is None
 
 
 def test_a_variant_shows_its_own_prompt_text_and_names_itself(client, token, play, admin_user):
@@ -181,7 +184,33 @@ def test_a_variant_shows_its_own_prompt_text_and_names_itself(client, token, pla
         "Short",
         "See Pro",
     )
-    assert Assignment.objects.get(account=treated).variant.name == "Short"
+
+
+def test_reading_the_prompts_of_a_running_experiment_writes_nothing_not_even_the_assignment(
+    client, token, play, admin_user
+):
+    running = experiment_on(play, admin_user, variants=[VariantSpec(name="Short", prompt_text="Need seats?")])
+    treated = account_in_arm(running, control=False)
+    prompts_of(client, treated, token)  # the token's last use is stamped on its first request
+
+    with CaptureQueriesContext(connection) as queries:
+        [prompt] = prompts_of(client, treated, token)
+
+    assert prompt["variant"] == "Short"
+    assert [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(WRITES)] == []
+    assert not Assignment.objects.exists()
+
+
+def test_the_arm_is_stored_when_the_product_reports_the_prompt_shown(client, token, play, admin_user):
+    running = experiment_on(play, admin_user, variants=[VariantSpec(name="Short", prompt_text="Need seats?")])
+    treated = account_in_arm(running, control=False)
+    [prompt] = prompts_of(client, treated, token)
+
+    response = send_event(client, prompt["id"], {"account": treated.external_id, "type": "impression"}, token)
+
+    assert response.status_code == 201
+    assignment = Assignment.objects.get(account=treated)
+    assert (assignment.experiment, assignment.variant.name) == (running, "Short")
 
 
 def test_the_stored_arm_decides_whatever_the_computed_one(client, token, play, admin_user, near_limit):
@@ -258,13 +287,14 @@ def test_it_reads_prompts_in_a_fixed_number_of_queries_whatever_the_number_of_pl
     client, token, play, seats_rule, near_limit, django_assert_max_num_queries
 ):
     prompts_of(client, near_limit, token)  # assigns nothing (no experiment); warms the token's last use
-    with django_assert_max_num_queries(12) as one_play:
+    # 12 for the prompts, 1 for the in-app surveys listed next to them (none here).
+    with django_assert_max_num_queries(13) as one_play:
         prompts_of(client, near_limit, token)
     for name in ("Second", "Third", "Fourth"):
         Play.objects.create(name=name, prompt_text=name, target_plan=plan("Pro"), min_days_between_touches=0).rules.add(
             seats_rule
         )
-    with django_assert_max_num_queries(12) as four_plays:
+    with django_assert_max_num_queries(13) as four_plays:
         assert len(prompts_of(client, near_limit, token)) == 4
     assert len(four_plays.captured_queries) == len(one_play.captured_queries)
 

@@ -30,6 +30,10 @@ PUBLIC = {
     "api-v1:api-root",
     # Stripe cannot log in: its signature on the body (STRIPE_WEBHOOK_SECRET) guards the endpoint instead.
     "api-v1:stripe_webhook",
+    # A customer unsubscribes from play emails without an account here: the signed token in the link is the key.
+    "unsubscribe",
+    # A customer answers an emailed survey without an account here: the signed token in the link is the key.
+    "survey_public",
 }
 METHODS = ["get", "post", "put", "patch", "delete"]
 

@@ -33,6 +33,7 @@ api.add_router("/", opportunities_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", "accounts.metrics_api.router")
 api.add_router("/", "playbooks.prompts_api.router")
+api.add_router("/", "playbooks.survey_api.router")
 
 
 def urls():

@@ -195,6 +195,8 @@ if not DEBUG:
 # --- Mail (Django 6.1 MAILERS) -------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Upsell CRM <upsell@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The app's public address: links in the emails it sends to customers (their unsubscribe link) start with it.
+APP_URL = env.str("APP_URL", default="http://localhost:8000")
 if env.str("SMTP_HOST", default=""):
     MAILERS = {
         "default": {
@@ -249,6 +251,34 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys-daily": {
         "task": "accounts.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=40),
+        "options": {"expires": 6 * 60 * 60},
+    },
+    # Play sequences: the steps due by now, each delivered once (playbooks.sequence_services).
+    "deliver-due-steps": {
+        "task": "playbooks.deliver_due_steps",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 50},
+    },
+    # Notifications: tasks due and snoozes back as the working day starts, experiment verdicts for admins,
+    # and the daily digest of everything at its end (each once per day: dedupe keys and a claimed day).
+    "notify-tasks-due-daily": {
+        "task": "accounts.notify_tasks_due",
+        "schedule": crontab(hour=7, minute=0),
+        "options": {"expires": 6 * 60 * 60},
+    },
+    "notify-snoozes-returned-daily": {
+        "task": "opportunities.notify_snoozes_returned",
+        "schedule": crontab(hour=7, minute=5),
+        "options": {"expires": 6 * 60 * 60},
+    },
+    "notify-experiment-results-daily": {
+        "task": "opportunities.notify_experiment_results",
+        "schedule": crontab(hour=7, minute=10),
+        "options": {"expires": 6 * 60 * 60},
+    },
+    "send-daily-digests": {
+        "task": "accounts.send_daily_digests",
+        "schedule": crontab(hour=17, minute=30),
         "options": {"expires": 6 * 60 * 60},
     },
 }

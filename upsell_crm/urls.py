@@ -5,9 +5,10 @@ from django.urls import include, path
 from accounts import settings_urls as account_settings_urls
 from accounts import urls as account_urls
 from accounts import views as account_views
+from accounts import work_urls
 from opportunities import settings_urls as opportunity_settings_urls
 from opportunities import views as opportunity_views
-from playbooks import experiments_urls, plays_urls, rules_urls
+from playbooks import experiments_urls, plays_urls, rules_urls, survey_views, surveys_urls, unsubscribe_views
 from upsell_crm import health
 from upsell_crm.api import urls as api_urls
 
@@ -26,17 +27,26 @@ settings_patterns = [
     *rules_urls.urlpatterns,
     *plays_urls.urlpatterns,
     *experiments_urls.urlpatterns,
+    *surveys_urls.urlpatterns,
 ]
 
 urlpatterns = [
     path("", opportunity_views.home, name="home"),
     path("login/", account_views.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # A customer answers an emailed survey here, without signing in: the signed token is the key.
+    path("s/<str:token>/", survey_views.survey_public, name="survey_public"),
+    # A play email's unsubscribe link (and RFC 8058 one-click POST), without signing in: the signed token.
+    path("unsubscribe/<str:token>/", unsubscribe_views.unsubscribe, name="unsubscribe"),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include((account_patterns, account_urls.app_name))),
+    path("accounts/", include("playbooks.sequence_urls")),  # the account page's "Plays running" panel
     path("", include("opportunities.urls")),
     path("metrics/", include("opportunities.metrics_urls")),
     path("pipeline/", include("opportunities.pipeline_urls")),
+    path("insights/", include("opportunities.insights_urls")),
+    path("tasks/", include((work_urls.task_patterns, "tasks"))),
+    path("notifications/", include((work_urls.notification_patterns, "notifications"))),
     path("settings/", include((settings_patterns, "settings"))),
     path("api/v1/", api_urls()),
     path("admin/", admin.site.urls),
