@@ -4,15 +4,16 @@ One view per section, each rendering its own template (templates/insights/<secti
 base_insights.html, which holds the sub-navigation); a new section adds a view, a template and a line in
 SECTIONS. Every section takes the pipeline dashboard's filters (a period preset or `start` and `end`, and the
 accounts' CSM, plan, industry, company size and region), answers htmx with its results partial, and downloads
-any of its tables as CSV with `?export=<table>` for the same filters. The math is accounts.insights; the
-reads are accounts.insight_selectors.
+any of its tables as CSV with `?export=<table>` for the same filters: section_page holds that flow, for the
+voice-of-the-customer sections (voice_views) too. The math is accounts.insights; the reads are
+accounts.insight_selectors.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -77,7 +78,8 @@ class InsightsFilterForm(PipelineFilterForm):
 
 @dataclass(frozen=True)
 class Filters:
-    """What a valid filter form chose: the period (preset key or "custom") and slice, and their query."""
+    """What a valid filter form chose: the period (preset key or "custom") and slice, and their query, as of
+    `today`."""
 
     period_key: str
     start: dt.date
@@ -85,6 +87,7 @@ class Filters:
     segment: Segment
     params: dict[str, str]
     active: int
+    today: dt.date
 
 
 def _chosen(form: InsightsFilterForm, *, today: dt.date) -> Filters:
@@ -96,7 +99,7 @@ def _chosen(form: InsightsFilterForm, *, today: dt.date) -> Filters:
         key = preset
     params = {"period": key} if key != "custom" else {"start": start.isoformat(), "end": end.isoformat()}
     params |= {name: form.data.get(name) for name in SEGMENT_FIELDS if form.cleaned_data.get(name)}
-    return Filters(key, start, end, form.segment(), params, form.active_count())
+    return Filters(key, start, end, form.segment(), params, form.active_count(), today)
 
 
 def _url(name: str, params: dict[str, str]) -> str:
@@ -112,7 +115,7 @@ def _tabs(current: str, params: dict[str, str]) -> list[dict]:
     ]
 
 
-def _export_name(request: HttpRequest, exports: dict) -> str:
+def _export_name(request: HttpRequest, exports: Mapping) -> str:
     export = request.GET.get("export", "")
     if export and export not in exports:
         # A download link to a table the page does not have: a 404 rather than the page saved as a .csv.
@@ -156,6 +159,43 @@ def _option_params(options: forms.Form, defaults: dict[str, str]) -> dict[str, s
         for name in options.fields
         if options.cleaned_data.get(name) and str(options.cleaned_data[name]) != defaults.get(name)
     }
+
+
+def section_page[F](
+    request: HttpRequest,
+    *,
+    section: str,
+    template: str,
+    exports: Mapping[str, Callable[[F], tuple[Sequence[str], list[list]]]],
+    build: Callable[[InsightsFilterForm, Filters], F],
+    context_of: Callable[[F, Filters], dict],
+    options: forms.Form | None = None,
+    option_defaults: dict[str, str] | None = None,
+) -> HttpResponse:
+    """The flow of a section: check the role and the table to export, read the filters (and the section's own
+    `options`), `build` the figures, then answer the CSV, the results partial (htmx, pushing the tidy address)
+    or the page, with 422 and nothing computed when a filter is invalid. The page's context is the filters,
+    the tabs and CSV links keeping them, and `context_of` the figures."""
+    _require_manager(request)
+    export = _export_name(request, exports)
+    url_name = {key: name for key, _, name in SECTIONS}[section]
+    form = InsightsFilterForm(request.GET)
+    context = _page_context(section, url_name, form, options)
+    if not form.is_valid() or (options is not None and not options.is_valid()):
+        return _render(request, template, context, status=422, canonical=None)
+    filters = _chosen(form, today=timezone.localdate())
+    figures = build(form, filters)
+    if export:
+        header, rows = exports[export](figures)
+        return csv_response(filename=_filename(section, export, filters), header=header, rows=rows)
+    params = filters.params | (_option_params(options, option_defaults or {}) if options is not None else {})
+    context |= {
+        "filters": filters,
+        "tabs": _tabs(section, filters.params),
+        "export_urls": {n: _url(url_name, {**params, "export": n}) for n in exports},
+        **context_of(figures, filters),
+    }
+    return _render(request, template, context, status=200, canonical=_url(url_name, params))
 
 
 # --- Feature adoption ------------------------------------------------------------------------------------
@@ -239,33 +279,31 @@ def _adoption_charts(o: AdoptionOverview) -> dict:
 def insights_adoption(request: HttpRequest) -> HttpResponse:
     """Feature adoption in the period: share of active accounts using each feature, depth, month-by-month
     trend, by segment (`?by=plan|industry|size|region`) and the most and least used features per plan."""
-    _require_manager(request)
-    export = _export_name(request, ADOPTION_EXPORTS)
-    form, options = InsightsFilterForm(request.GET), AdoptionOptions(request.GET)
-    context = _page_context("adoption", "insights:adoption", form, options)
-    status, canonical = 200, None
-    if form.is_valid() and options.is_valid():
-        filters = _chosen(form, today=timezone.localdate())
+    options = AdoptionOptions(request.GET)
+
+    def build(form: InsightsFilterForm, filters: Filters) -> AdoptionOverview:
         dimension = options.cleaned_data["by"] or "plan"
-        overview = adoption_overview(start=filters.start, end=filters.end, segment=filters.segment, dimension=dimension)
-        if export:
-            header, rows = ADOPTION_EXPORTS[export](overview)
-            return csv_response(filename=_filename("adoption", export, filters), header=header, rows=rows)
-        params = filters.params | _option_params(options, {"by": "plan"})
-        context |= {
-            "filters": filters,
+        return adoption_overview(start=filters.start, end=filters.end, segment=filters.segment, dimension=dimension)
+
+    def context_of(overview: AdoptionOverview, filters: Filters) -> dict:
+        return {
             "overview": overview,
-            "dimension_label": dict(DIMENSIONS)[dimension],
+            "dimension_label": dict(DIMENSIONS)[overview.dimension],
             "plan_extremes": [(row, *most_and_least_used(row)) for row in overview.by_plan],
             "segment_table": [(f, [row.features[f] for row in overview.by_segment]) for f in overview.feature_keys],
             "charts": _adoption_charts(overview),
-            "tabs": _tabs("adoption", filters.params),
-            "export_urls": {n: _url("insights:adoption", {**params, "export": n}) for n in ADOPTION_EXPORTS},
         }
-        canonical = _url("insights:adoption", params)
-    else:
-        status = 422
-    return _render(request, "insights/adoption.html", context, status=status, canonical=canonical)
+
+    return section_page(
+        request,
+        section="adoption",
+        template="insights/adoption.html",
+        exports=ADOPTION_EXPORTS,
+        build=build,
+        context_of=context_of,
+        options=options,
+        option_defaults={"by": "plan"},
+    )
 
 
 # --- What precedes upgrades ------------------------------------------------------------------------------
@@ -347,18 +385,11 @@ TOP_PREDICTORS = 5
 def insights_predictors(request: HttpRequest) -> HttpResponse:
     """Which signals preceded upgrades in the period: each signal's upgrade rate within 90 days, exposed
     against unexposed, the lift with its 95% interval, the counts, and a link that drafts a rule from it."""
-    _require_manager(request)
-    export = _export_name(request, PREDICTOR_EXPORTS)
-    form = InsightsFilterForm(request.GET)
-    context = _page_context("predictors", "insights:predictors", form, None)
-    status, canonical = 200, None
-    if form.is_valid():
-        today = timezone.localdate()
-        filters = _chosen(form, today=today)
-        overview = upgrade_predictors(start=filters.start, end=filters.end, today=today, segment=filters.segment)
-        if export:
-            header, rows = PREDICTOR_EXPORTS[export](overview)
-            return csv_response(filename=_filename("predictors", export, filters), header=header, rows=rows)
+
+    def build(form: InsightsFilterForm, filters: Filters) -> PredictorsOverview:
+        return upgrade_predictors(start=filters.start, end=filters.end, today=filters.today, segment=filters.segment)
+
+    def context_of(overview: PredictorsOverview, filters: Filters) -> dict:
         can_write_rules = is_admin(request.user)
         # A rule is drafted from a ranked signal followed by more upgrades than its absence (lift above 1).
         rule_urls = {
@@ -367,8 +398,7 @@ def insights_predictors(request: HttpRequest) -> HttpResponse:
             if can_write_rules and (item.lift.lift or 0) > 1
         }
         top = [item for item in overview.ranked if (item.lift.ci_low or 0) > 1][:TOP_PREDICTORS]
-        context |= {
-            "filters": filters,
+        return {
             "overview": overview,
             "top": [{"item": item, "rule_url": rule_urls.get(item.signal.key)} for item in top],
             "rows": [{"item": item, "rule_url": rule_urls.get(item.signal.key)} for item in overview.signals],
@@ -377,13 +407,16 @@ def insights_predictors(request: HttpRequest) -> HttpResponse:
             "min_group": MIN_GROUP_ACCOUNTS,
             "min_upgrades": MIN_UPGRADES,
             "chart": _predictor_chart(overview),
-            "tabs": _tabs("predictors", filters.params),
-            "export_urls": {n: _url("insights:predictors", {**filters.params, "export": n}) for n in PREDICTOR_EXPORTS},
         }
-        canonical = _url("insights:predictors", filters.params)
-    else:
-        status = 422
-    return _render(request, "insights/predictors.html", context, status=status, canonical=canonical)
+
+    return section_page(
+        request,
+        section="predictors",
+        template="insights/predictors.html",
+        exports=PREDICTOR_EXPORTS,
+        build=build,
+        context_of=context_of,
+    )
 
 
 # --- Usage cohorts ---------------------------------------------------------------------------------------

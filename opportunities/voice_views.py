@@ -4,8 +4,9 @@ lost), and how upsells were won and lost (by CSM, play and month).
 
 Each page takes the pipeline dashboard's filters (a period preset or `start` and `end`; the CSM, plan,
 industry, company size and region), answers htmx with its results partial and downloads any of its tables
-as CSV with `?export=<table>`. For answers and feedback the CSM is the account's owner; for win/loss, the
-opportunity's. Each page runs a fixed number of queries, whatever the number of accounts.
+as CSV with `?export=<table>`, through insights_views.section_page. For answers and feedback the CSM is the
+account's owner; for win/loss, the opportunity's. Each page runs a fixed number of queries, whatever the
+number of accounts.
 """
 
 from __future__ import annotations
@@ -13,22 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.cache import patch_vary_headers
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
-from django_htmx.http import push_url
 
-from accounts.csv_export import csv_response
-from accounts.roles import is_manager_or_admin
-from opportunities.insights_views import SECTIONS, InsightsFilterForm
-from opportunities.metrics_views import PRESETS, preset_period
-from opportunities.pipeline_views import SEGMENT_FIELDS
+from opportunities.insights_views import Filters, InsightsFilterForm, section_page
 from opportunities.voice_selectors import decisions
 from opportunities.voice_stats import (
     ReasonMatrix,
@@ -60,91 +50,6 @@ SEGMENT_DIMENSIONS = [
 ]
 """The dimensions feedback reasons are summarised by: the plan the account left (the movement's plan before
 when known), then the account's industry, company size and region."""
-
-
-def _require_manager(request: HttpRequest) -> None:
-    if not is_manager_or_admin(request.user):
-        raise PermissionDenied("Insights are for managers and admins: they cover every CSM's book.")
-
-
-def _period(form: InsightsFilterForm, *, today: dt.date) -> tuple[str, dt.date, dt.date, dict[str, str]]:
-    """(preset key or "custom", start, end, the query of what is shown). Days equal to the preset the form
-    came from stand for the preset, so a rolling period stays rolling."""
-    key, start, end = form.chosen_period(today=today)
-    preset = form.cleaned_data.get("period")
-    if key == "custom" and preset and preset_period(preset, today=today) == (start, end):
-        key = preset
-    params = {"period": key} if key != "custom" else {"start": start.isoformat(), "end": end.isoformat()}
-    params |= {name: form.data.get(name) for name in SEGMENT_FIELDS if form.cleaned_data.get(name)}
-    return key, start, end, params
-
-
-def _url(name: str, params: dict[str, str]) -> str:
-    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
-    return f"{reverse(name)}?{query}" if query else reverse(name)
-
-
-def _tabs(current: str, params: dict[str, str]) -> list[dict]:
-    return [
-        {"key": key, "label": label, "url": _url(name, params), "current": key == current}
-        for key, label, name in SECTIONS
-    ]
-
-
-def _export_name(request: HttpRequest, exports: dict) -> str:
-    export = request.GET.get("export", "")
-    if export and export not in exports:
-        raise Http404(f"No table {export!r} to export.")
-    return export
-
-
-def _page(
-    request: HttpRequest,
-    *,
-    section: str,
-    url_name: str,
-    template: str,
-    exports: dict[str, Callable],
-    build: Callable[[InsightsFilterForm, dt.date, dt.date], object],
-    context_of: Callable[[object], dict],
-) -> HttpResponse:
-    """The shared flow of a section: check the role and the export, read the filters, `build` the figures,
-    answer the CSV, the partial (htmx, pushing the tidy address) or the page (422 with bad filters)."""
-    _require_manager(request)
-    export = _export_name(request, exports)
-    form = InsightsFilterForm(request.GET)
-    context: dict = {
-        "section": section,
-        "form": form,
-        "options": None,
-        "page_url": reverse(url_name),
-        "presets": PRESETS,
-        "tabs": _tabs(section, {}),
-    }
-    status, canonical = 200, None
-    if form.is_valid():
-        key, start, end, params = _period(form, today=timezone.localdate())
-        figures = build(form, start, end)
-        if export:
-            header, rows = exports[export](figures)
-            filename = f"insights-{section}-{export.replace('_', '-')}-{start:%Y%m%d}-{end:%Y%m%d}.csv"
-            return csv_response(filename=filename, header=header, rows=rows)
-        context |= {
-            "filters": {"period_key": key, "start": start, "end": end, "active": form.active_count()},
-            "tabs": _tabs(section, params),
-            "export_urls": {name: _url(url_name, {**params, "export": name}) for name in exports},
-            **context_of(figures),
-        }
-        canonical = _url(url_name, params)
-    else:
-        status = 422
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#results"
-    response = render(request, template, context, status=status)
-    if request.htmx and canonical:
-        push_url(response, canonical)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 def _float(value) -> float | None:
@@ -204,20 +109,19 @@ def insights_surveys(request: HttpRequest) -> HttpResponse:
     """Every survey's answers in the period: per choice question the count and share of each choice, per
     free-text question the latest answers; downgrade and churn feedback adds its reasons."""
 
-    def build(form, start, end):
-        return survey_summaries(start=start, end=end, segment=form.segment())
+    def build(form: InsightsFilterForm, filters: Filters) -> list[SurveySummary]:
+        return survey_summaries(start=filters.start, end=filters.end, segment=filters.segment)
 
-    def context_of(summaries):
+    def context_of(summaries: list[SurveySummary], filters: Filters) -> dict:
         return {
             "summaries": summaries,
             "answered": sum(s.responses for s in summaries),
             "charts": _survey_charts(summaries),
         }
 
-    return _page(
+    return section_page(
         request,
         section="surveys",
-        url_name="insights:surveys",
         template="insights/surveys.html",
         exports=SURVEY_EXPORTS,
         build=build,
@@ -242,8 +146,8 @@ class Feedback:
         return sum(r.count for r in self.reasons)
 
 
-def _feedback(form: InsightsFilterForm, start: dt.date, end: dt.date) -> Feedback:
-    segment = form.segment()
+def _feedback(form: InsightsFilterForm, filters: Filters) -> Feedback:
+    start, end, segment = filters.start, filters.end, filters.segment
     records = feedback_reason_records(start=start, end=end, segment=segment)
     labels = dict(REASONS)
     counts: dict[str, int] = {}
@@ -312,14 +216,13 @@ def insights_feedback(request: HttpRequest) -> HttpResponse:
     """Why accounts downgraded or left, from the reasons of the feedback answered in the period: overall,
     by the plan left and by industry, company size and region, with the share of feedback requests answered,
     next to the reasons upsell opportunities were lost in the period."""
-    return _page(
+    return section_page(
         request,
         section="feedback",
-        url_name="insights:feedback",
         template="insights/feedback.html",
         exports=FEEDBACK_EXPORTS,
         build=_feedback,
-        context_of=lambda f: {"feedback": f, "charts": _feedback_charts(f)},
+        context_of=lambda f, filters: {"feedback": f, "charts": _feedback_charts(f)},
     )
 
 
@@ -337,13 +240,13 @@ class WinLoss:
     reasons: list[Share]
 
 
-def _winloss(form: InsightsFilterForm, start: dt.date, end: dt.date) -> WinLoss:
-    decided = decisions(start=start, end=end, filters=form.filters())
+def _winloss(form: InsightsFilterForm, filters: Filters) -> WinLoss:
+    decided = decisions(start=filters.start, end=filters.end, filters=form.filters())
     return WinLoss(
         total=win_loss_total(decided),
         by_csm=win_loss_by_csm(decided),
         by_play=win_loss_by_play(decided),
-        by_month=win_loss_by_month(decided, start=start, end=end),
+        by_month=win_loss_by_month(decided, start=filters.start, end=filters.end),
         reasons=lost_reason_shares(decided),
     )
 
@@ -390,12 +293,11 @@ def _winloss_charts(w: WinLoss) -> dict:
 def insights_winloss(request: HttpRequest) -> HttpResponse:
     """Upsells won and lost in the period: the win rate, by CSM (the opportunity's owner), by play and by
     month, with the reasons they were lost."""
-    return _page(
+    return section_page(
         request,
         section="winloss",
-        url_name="insights:winloss",
         template="insights/winloss.html",
         exports=WINLOSS_EXPORTS,
         build=_winloss,
-        context_of=lambda w: {"winloss": w, "charts": _winloss_charts(w)},
+        context_of=lambda w, filters: {"winloss": w, "charts": _winloss_charts(w)},
     )

@@ -1,47 +1,14 @@
 /* Draws the insights pages' charts (adoption trend and segments, the predictors' forest plot, the cohort
-   heatmap and comparison) from the JSON each page embeds with json_script: on load, after every htmx swap
-   (app.js turns each settle into "app:redraw"), and when the system switches between light and dark.
-   Kept in a static file because the content security policy allows no inline script. */
+   heatmap and comparison) from the JSON each page embeds with json_script as "insights-charts", with the
+   dashboards' shared colours, layout and redrawing (dashboard_charts.js). */
 (function () {
   "use strict";
 
-  function cssVar(name, fallback) {
-    var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
-
-  function colors() {
-    return {
-      text: cssVar("--app-text", "#1d2330"),
-      muted: cssVar("--app-muted", "#667085"),
-      grid: cssVar("--app-chart-grid", "#e5e7eb"),
-      accent: cssVar("--app-accent", "#4f46e5"),
-      ok: cssVar("--app-ok", "#3f7f5f"),
-      teal: cssVar("--app-teal-text", "#0f5f63"),
-      warning: cssVar("--app-warning", "#d98a06"),
-      danger: cssVar("--app-danger", "#d63b3b"),
-      violet: cssVar("--app-violet-text", "#6b21a8"),
-      surface: cssVar("--app-surface", "#ffffff"),
-      soft: cssVar("--app-neutral-soft", "#eef0f4"),
-      font: cssVar("--pico-font-family-sans-serif", "system-ui, sans-serif")
-    };
-  }
-
-  var config = { displayModeBar: false, responsive: true };
+  var dashboard = window.DashboardCharts;
+  var draw = dashboard.draw;
 
   function layout(c, extra) {
-    var base = {
-      height: 300,
-      margin: { l: 56, r: 16, t: 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: c.font, size: 11, color: c.muted },
-      xaxis: { gridcolor: c.grid, linecolor: c.grid, zeroline: false, fixedrange: true },
-      yaxis: { gridcolor: c.grid, linecolor: c.grid, zeroline: false, fixedrange: true },
-      legend: { orientation: "h", y: -0.18, font: { color: c.text } },
-      hoverlabel: { bgcolor: c.surface, bordercolor: c.grid, font: { color: c.text } }
-    };
-    return Object.assign(base, extra || {});
+    return dashboard.layout(c, { height: 300, legend: { y: -0.18 } }, extra);
   }
 
   function palette(c) {
@@ -51,12 +18,6 @@
   function heatScale(c) {
     // Solid colours at both ends, so that plotly picks a readable text colour for each cell in either scheme.
     return [[0, c.soft], [1, c.accent]];
-  }
-
-  function draw(element, traces, l) {
-    // A restored history snapshot holds the old drawing without plotly's state: start from an empty box.
-    if (!element._fullLayout) { element.replaceChildren(); }
-    Plotly.react(element, traces, l, config);
   }
 
   function adoptionTrend(element, data, c) {
@@ -157,31 +118,11 @@
     draw(element, [line(cmp.a, cmp.values_a, c.muted), line(cmp.b, cmp.values_b, c.accent)], l);
   }
 
-  var charts = {
+  dashboard.boot("insights-charts", "data-insights-chart", {
     "adoption-trend": adoptionTrend,
     "adoption-segments": adoptionSegments,
     predictors: predictors,
     cohorts: cohorts,
     comparison: comparison
-  };
-
-  function drawAll() {
-    var holder = document.getElementById("insights-charts");
-    if (!holder || typeof Plotly === "undefined") { return; }
-    var data = JSON.parse(holder.textContent);
-    var c = colors();
-    document.querySelectorAll("[data-insights-chart]").forEach(function (element) {
-      var chart = charts[element.getAttribute("data-insights-chart")];
-      if (chart) { chart(element, data, c); }
-    });
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawAll);
-  } else {
-    drawAll();
-  }
-  document.addEventListener("app:redraw", drawAll);
-  document.addEventListener("htmx:historyRestore", drawAll);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawAll);
+  });
 }());

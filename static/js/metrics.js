@@ -1,40 +1,18 @@
-/* Draws the metrics page's trend and cohort charts from the JSON embedded with json_script
-   (the content security policy allows no inline script). Redrawn after htmx swaps a new period in. */
+/* Draws the metrics page's trend and cohort charts from the JSON it embeds with json_script as
+   "metrics-charts", with the dashboards' shared colours, layout and redrawing (dashboard_charts.js). */
 (function () {
   "use strict";
 
-  function cssVar(name, fallback) {
-    var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
+  var dashboard = window.DashboardCharts;
+  var draw = dashboard.draw;
 
-  function colors() {
-    return {
-      text: cssVar("--app-muted", "#667085"),
-      grid: cssVar("--app-chart-grid", "#e5e7eb"),
-      accent: cssVar("--app-accent", "#4f46e5"),
-      ok: cssVar("--app-ok", "#3f7f5f"),
-      teal: cssVar("--app-teal-text", "#0f5f63"),
-      warning: cssVar("--app-warning", "#d98a06"),
-      danger: cssVar("--app-danger", "#d63b3b"),
-      font: cssVar("--pico-font-family-sans-serif", "system-ui, sans-serif")
-    };
-  }
-
-  var config = { displayModeBar: false, responsive: true };
-
+  // The money charts keep a zero line across their bars, plotly's own hover labels and the legend in the
+  // muted text colour.
   function layout(c, extra) {
-    var base = {
-      height: 260,
-      margin: { l: 56, r: 12, t: 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: c.font, size: 11, color: c.text },
-      xaxis: { gridcolor: c.grid, linecolor: c.grid, zeroline: false, fixedrange: true },
-      yaxis: { gridcolor: c.grid, linecolor: c.grid, zerolinecolor: c.text, fixedrange: true },
-      legend: { orientation: "h", y: -0.2 }
-    };
-    return Object.assign(base, extra || {});
+    var l = dashboard.layout(c, { margin: { r: 12 }, yaxis: { zeroline: true, zerolinecolor: c.muted } }, extra);
+    delete l.hoverlabel;
+    delete l.legend.font;
+    return l;
   }
 
   function drawTrends(element, data, c) {
@@ -50,13 +28,13 @@
       bar("Contraction", t.contraction, c.warning),
       bar("Churn", t.churn, c.danger),
       { x: t.months, y: t.net, name: "Net", type: "scatter", mode: "lines+markers",
-        line: { color: c.text, width: 2 }, hovertemplate: "Net %{y:$,.2f}<extra></extra>" }
+        line: { color: c.muted, width: 2 }, hovertemplate: "Net %{y:$,.2f}<extra></extra>" }
     ];
     var l = layout(c, { barmode: "relative", hovermode: "x unified" });
     l.xaxis.type = "date";
     l.xaxis.tickformat = "%b %Y";
     l.yaxis.tickprefix = "$";
-    Plotly.react(element, traces, l, config);
+    draw(element, traces, l);
   }
 
   function drawNdr(element, data, c) {
@@ -66,12 +44,12 @@
     l.xaxis.tickformat = "%b %Y";
     l.yaxis.ticksuffix = "%";
     l.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 100, y1: 100,
-                  line: { color: c.text, width: 1, dash: "dot" } }];
-    Plotly.react(element, [{
+                  line: { color: c.muted, width: 1, dash: "dot" } }];
+    draw(element, [{
       x: n.months, y: n.values, type: "scatter", mode: "lines+markers", connectgaps: false,
       line: { color: c.accent, width: 2 }, marker: { color: c.accent, size: 6 },
       hovertemplate: "NDR %{y:.1f}%<extra></extra>"
-    }], l, config);
+    }], l);
   }
 
   function drawHeatmap(element, rows, labels, c, scale, zmid) {
@@ -84,40 +62,22 @@
     l.xaxis.dtick = 1;
     l.yaxis.autorange = "reversed";
     l.yaxis.type = "category";
-    Plotly.react(element, [{
+    draw(element, [{
       z: rows, x: months, y: labels, type: "heatmap", colorscale: scale, hoverongaps: false,
       xgap: 2, ygap: 2, colorbar: { thickness: 10, ticksuffix: "%" }, zmid: zmid,
       hovertemplate: "%{y}, month %{x}: %{z:.1f}%<extra></extra>"
-    }], l, config);
+    }], l);
   }
 
-  function drawAll() {
-    var holder = document.getElementById("metrics-charts");
-    if (!holder || typeof Plotly === "undefined") { return; }
-    var data = JSON.parse(holder.textContent);
-    var c = colors();
-    var charts = {
-      trends: function (el) { drawTrends(el, data, c); },
-      ndr: function (el) { drawNdr(el, data, c); },
-      "cohort-upgraded": function (el) {
-        drawHeatmap(el, data.cohorts.upgraded, data.cohorts.labels, c, [[0, "rgba(79,70,229,0.05)"], [1, c.accent]], undefined);
-      },
-      "cohort-mrr": function (el) {
-        // Diverging around 100%: below the first month in red, above it in green.
-        drawHeatmap(el, data.cohorts.mrr, data.cohorts.labels, c, [[0, c.danger], [0.5, "rgba(200,200,200,0.15)"], [1, c.ok]], 100);
-      }
-    };
-    document.querySelectorAll("[data-metrics-chart]").forEach(function (element) {
-      var draw = charts[element.getAttribute("data-metrics-chart")];
-      if (draw) { draw(element); }
-    });
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawAll);
-  } else {
-    drawAll();
-  }
-  document.addEventListener("app:redraw", drawAll);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawAll);
+  dashboard.boot("metrics-charts", "data-metrics-chart", {
+    trends: drawTrends,
+    ndr: drawNdr,
+    "cohort-upgraded": function (element, data, c) {
+      drawHeatmap(element, data.cohorts.upgraded, data.cohorts.labels, c, [[0, "rgba(79,70,229,0.05)"], [1, c.accent]], undefined);
+    },
+    "cohort-mrr": function (element, data, c) {
+      // Diverging around 100%: below the first month in red, above it in green.
+      drawHeatmap(element, data.cohorts.mrr, data.cohorts.labels, c, [[0, c.danger], [0.5, "rgba(200,200,200,0.15)"], [1, c.ok]], 100);
+    }
+  });
 }());

@@ -1,48 +1,18 @@
 /* Draws the insights pages' voice-of-the-customer charts (survey choices, feedback reasons by plan, won
-   and lost by month) from the JSON each page embeds with json_script as "voice-charts": on load, after every
-   htmx swap (app.js turns each settle into "app:redraw"), and when the system switches between light and dark.
-   Kept in a static file because the content security policy allows no inline script. */
+   and lost by month) from the JSON each page embeds with json_script as "voice-charts", with the dashboards'
+   shared colours, layout and redrawing (dashboard_charts.js). */
 (function () {
   "use strict";
 
-  function cssVar(name, fallback) {
-    var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
-
-  function colors() {
-    return {
-      text: cssVar("--app-text", "#1d2330"),
-      muted: cssVar("--app-muted", "#667085"),
-      grid: cssVar("--app-chart-grid", "#e5e7eb"),
-      accent: cssVar("--app-accent", "#4f46e5"),
-      ok: cssVar("--app-ok", "#3f7f5f"),
-      teal: cssVar("--app-teal-text", "#0f5f63"),
-      warning: cssVar("--app-warning", "#d98a06"),
-      danger: cssVar("--app-danger", "#d63b3b"),
-      violet: cssVar("--app-violet-text", "#6b21a8"),
-      surface: cssVar("--app-surface", "#ffffff"),
-      font: cssVar("--pico-font-family-sans-serif", "system-ui, sans-serif")
-    };
-  }
+  var dashboard = window.DashboardCharts;
+  var draw = dashboard.draw;
 
   function palette(c) {
     return [c.accent, c.warning, c.danger, c.ok, c.teal, c.violet, "#2f8fd8", "#c2410c", "#64748b"];
   }
 
   function layout(c, extra) {
-    var base = {
-      height: 260,
-      margin: { l: 48, r: 16, t: 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: c.font, size: 11, color: c.muted },
-      xaxis: { gridcolor: c.grid, linecolor: c.grid, zeroline: false, fixedrange: true, automargin: true },
-      yaxis: { gridcolor: c.grid, linecolor: c.grid, zeroline: false, fixedrange: true, automargin: true },
-      legend: { orientation: "h", y: -0.2, font: { color: c.text } },
-      hoverlabel: { bgcolor: c.surface, bordercolor: c.grid, font: { color: c.text } }
-    };
-    return Object.assign(base, extra || {});
+    return dashboard.layout(c, { margin: { l: 48 }, axis: { automargin: true } }, extra);
   }
 
   // Counts on an axis: whole ticks only (plotly would put 0.5 steps on small counts, shown rounded).
@@ -55,12 +25,6 @@
 
   function sum(values) {
     return values.reduce(function (a, b) { return a + (b || 0); }, 0);
-  }
-
-  function draw(element, traces, l) {
-    // A restored history snapshot holds the old drawing without plotly's state: start from an empty box.
-    if (!element._fullLayout) { element.replaceChildren(); }
-    Plotly.react(element, traces, l, { displayModeBar: false, responsive: true });
   }
 
   function surveyChoices(element, chart, c) {
@@ -117,30 +81,14 @@
     ], l);
   }
 
-  function drawAll() {
-    var holder = document.getElementById("voice-charts");
-    if (!holder || typeof Plotly === "undefined") { return; }
-    var data = JSON.parse(holder.textContent);
-    var c = colors();
-    document.querySelectorAll("[data-voice-chart]").forEach(function (element) {
-      var name = element.getAttribute("data-voice-chart");
-      if (name === "feedback-by-plan") {
-        feedbackByPlan(element, data, c);
-      } else if (name === "winloss-months") {
-        winlossMonths(element, data, c);
-      } else if (Array.isArray(data)) {
-        var chart = data.find(function (item) { return item.id === name; });
-        if (chart) { surveyChoices(element, chart, c); }
-      }
-    });
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawAll);
-  } else {
-    drawAll();
-  }
-  document.addEventListener("app:redraw", drawAll);
-  document.addEventListener("htmx:historyRestore", drawAll);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawAll);
+  dashboard.boot("voice-charts", "data-voice-chart", function (element, data, c, name) {
+    if (name === "feedback-by-plan") {
+      feedbackByPlan(element, data, c);
+    } else if (name === "winloss-months") {
+      winlossMonths(element, data, c);
+    } else if (Array.isArray(data)) {
+      var chart = data.find(function (item) { return item.id === name; });
+      if (chart) { surveyChoices(element, chart, c); }
+    }
+  });
 }());
