@@ -29,7 +29,7 @@ from django.db import connection, models, transaction
 from accounts import indicators as ind
 from accounts.models import Account, EngagementEvent, Metric, MrrMovement, Plan, PlanLimit, UsageSnapshot
 from accounts.roles import Role
-from opportunities.models import STAGE_ORDER, LostReason, Opportunity, OpportunityEvent, Outcome, Stage
+from opportunities.models import STAGE_ORDER, Collaborator, LostReason, Opportunity, OpportunityEvent, Outcome, Stage
 from playbooks.models import Rule
 from playbooks.rules import MetricFacts, describe_metric, describe_time_to_limit
 
@@ -57,6 +57,7 @@ DEMO_USERS = [
     ("csm4", "Aiko", "Tanaka", Role.CSM),
     ("manager", "Maria", "Lopez", Role.MANAGER),
     ("admin", "Sam", "Okafor", Role.ADMIN),
+    ("sales1", "Dana", "Reyes", Role.SALES),
 ]
 DEMO_USERNAMES = [username for username, *_ in DEMO_USERS]
 
@@ -1163,6 +1164,10 @@ def demo_data_seed(
         EngagementEvent, ["account", "kind", "feature", "user_ref", "occurred_at", "external_id"], event_rows()
     )
     log(f"engagement events: {summary.events}")
+    # Older, sparser engagement before that window, for the insights pages (it builds on this module's helpers).
+    from opportunities.demo_history import demo_history_seed
+
+    summary.events += demo_history_seed(seed=seed, as_of=as_of, specs=specs, ids=ids, tiers=tiers, log=log)
 
     movements = [
         MrrMovement(
@@ -1186,13 +1191,18 @@ def demo_data_seed(
     _opportunities_create(opportunities, ids, tiers, users)
     summary.opportunities = dict(Counter(f"{o.stage}/{o.outcome}" for o in opportunities))
     log(f"opportunities: {len(opportunities)}")
+    log(f"collaborations: {_collaborations_create(users)}")
+    # Contacts, plays and their sequences, tasks, notifications, surveys (it builds on this module's helpers).
+    from opportunities.demo_workspace import demo_workspace_seed
+
+    demo_workspace_seed(seed=seed, as_of=as_of, users=users, catalogue=catalogue, specs=specs, ids=ids, log=log)
     return summary
 
 
 def demo_users_upsert() -> dict[str, object]:
-    """The demo logins (csm1–csm4, manager, admin), created or reset, all with settings.DEMO_PASSWORD."""
+    """The demo logins (csm1–csm4, manager, admin, sales1), created or reset, all with settings.DEMO_PASSWORD."""
     User = get_user_model()
-    # One hash for all six: hashing is deliberately slow, and these are throwaway demo logins.
+    # One hash for all of them: hashing is deliberately slow, and these are throwaway demo logins.
     password = make_password(settings.DEMO_PASSWORD)
     groups = {g.name: g for g in Group.objects.filter(name__in=[r.value for r in Role])}
     existing = {u.username: u for u in User.objects.filter(username__in=DEMO_USERNAMES)}
@@ -1286,6 +1296,52 @@ def _opportunities_create(opps: list[OpportunitySpec], ids: dict[str, int], tier
     )
 
 
+DEMO_COLLABORATIONS_OPEN = 2
+"""Open opportunities of csm1 the account executive (sales1) works on; she is on the latest win too."""
+
+
+def _collaborations_create(users: dict) -> int:
+    """Bring sales1 onto csm1's best open opportunities and onto the latest win (csm1's when there is one),
+    three days before where each stands (never before it was identified), each added by its owner with its
+    audit event: her queue, her accounts and the leaderboard have something to show. Returns how many
+    collaborations were written."""
+    seller = users["sales1"]
+    owned = Opportunity.objects.filter(owner__isnull=False).select_related("owner")
+    chosen = list(
+        owned.filter(owner=users["csm1"], outcome=Outcome.OPEN).order_by("-score", "account__external_id")[
+            :DEMO_COLLABORATIONS_OPEN
+        ]
+    )
+    won = (
+        owned.filter(outcome=Outcome.WON)
+        .order_by(
+            models.Case(models.When(owner=users["csm1"], then=0), default=1), "-closed_at", "account__external_id"
+        )
+        .first()
+    )
+    chosen += [won] if won else []
+    name = f"{seller.first_name} {seller.last_name}"
+    rows, events = [], []
+    for o in chosen:
+        at = max(o.identified_at, (o.closed_at or o.stage_entered_at) - dt.timedelta(days=3))
+        rows.append(Collaborator(opportunity=o, user=seller, added_by=o.owner, added_at=at))
+        events.append(
+            OpportunityEvent(
+                opportunity=o,
+                actor=o.owner,
+                occurred_at=at,
+                kind=OpportunityEvent.Kind.COLLABORATOR_ADDED,
+                # No user id, unlike the service's: ids change with every reset, and the demo stays the same.
+                message=f"{name} works on it with {o.owner.first_name} {o.owner.last_name}",
+            )
+        )
+    Collaborator.objects.bulk_create(rows)
+    OpportunityEvent.objects.bulk_create(events)
+    # Every event bumped the version (it counts the opportunity's writes).
+    Opportunity.objects.filter(pk__in=[o.pk for o in chosen]).update(version=models.F("version") + 1)
+    return len(rows)
+
+
 def _insert(model: type[models.Model], names: list[str], rows: Iterable[tuple]) -> int:
     """Insert plain tuples into `model`'s table in batches; returns the row count.
 
@@ -1353,6 +1409,8 @@ def _lifted_for_bulk_load(cursor, table: str) -> Iterator[None]:
         cursor.execute(definition)
     for name, definition in reversed(constraints):  # unique ones first: a foreign key may need one
         cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {definition}")
+    # Back to Django's deferred checks for the rest of the transaction (a cascade deletes in no FK-safe order).
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _adapter(f: models.Field) -> Callable | None:

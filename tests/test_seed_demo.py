@@ -14,18 +14,37 @@ from django.db import connection
 from django.db.models import Count, Max, Min
 from django.test.utils import CaptureQueriesContext
 
+from accounts.insight_selectors import upgrade_predictors
+from accounts.insights import add_months, month_start
 from accounts.models import (
     Account,
+    Contact,
     EngagementEvent,
     Metric,
     MrrMovement,
+    Notification,
     Plan,
     PlanFeature,
     PlanLimit,
+    Task,
     UsageSnapshot,
     movement_kind,
 )
+from accounts.work_selectors import task_board
+from opportunities.demo_history import HISTORY_EVENT_PREFIX
 from opportunities.models import Opportunity, OpportunityEvent, Outcome, Stage
+from playbooks.models import (
+    Enrollment,
+    FeedbackRequest,
+    Play,
+    PlayCredit,
+    StepRun,
+    Survey,
+    SurveyResponse,
+    Touch,
+)
+from playbooks.services import play_template_errors
+from playbooks.surveys import answer_clean
 
 AS_OF = dt.date(2026, 11, 20)
 LIMIT_METRICS = ["seats", "storage_gb", "integrations", "api_calls", "projects"]
@@ -117,6 +136,40 @@ def fingerprint() -> str:
             "changes",
             "actor__username",
         ),
+        Contact.objects.order_by("account__external_id", "-is_primary").values_list(
+            "account__external_id", "name", "email", "title", "is_primary"
+        ),
+        Opportunity.objects.order_by("account__external_id", "identified_at").values_list("play__name"),
+        StepRun.objects.order_by("account__external_id", "enrollment__play__name", "step__position").values_list(
+            "account__external_id",
+            "enrollment__play__name",
+            "enrollment__status",
+            "enrollment__stop_reason",
+            "enrollment__started_at",
+            "enrollment__started_by__username",
+            "step__kind",
+            "status",
+            "due_at",
+            "executed_at",
+            "detail",
+            "task__title",
+        ),
+        Touch.objects.order_by("account__external_id", "occurred_at", "kind").values_list(
+            "account__external_id", "play__name", "kind", "occurred_at", "detail"
+        ),
+        # Not the detail: a feedback task's names the survey's signed link, which names the request's id.
+        Task.objects.order_by("assignee__username", "account__external_id", "created_at", "title").values_list(
+            "assignee__username", "account__external_id", "title", "due_on", "status", "source", "completed_at"
+        ),
+        Notification.objects.order_by("recipient__username", "created_at", "kind", "title").values_list(
+            "recipient__username", "kind", "title", "created_at", "read_at"
+        ),
+        FeedbackRequest.objects.order_by("account__external_id", "movement__occurred_on").values_list(
+            "account__external_id", "movement__occurred_on", "created_at", "answered_at", "task__title"
+        ),
+        SurveyResponse.objects.order_by("survey__name", "account__external_id", "contact_ref").values_list(
+            "survey__name", "account__external_id", "contact_ref", "reason", "answers", "submitted_at"
+        ),
     ]
     return hashlib.sha256(repr([list(p) for p in parts]).encode()).hexdigest()
 
@@ -153,7 +206,15 @@ def test_it_creates_the_demo_logins_with_their_roles_and_the_demo_password():
     output = seed_demo()
 
     users = {u.username: u for u in get_user_model().objects.prefetch_related("groups")}
-    expected = {"csm1": "CSM", "csm2": "CSM", "csm3": "CSM", "csm4": "CSM", "manager": "Manager", "admin": "Admin"}
+    expected = {
+        "csm1": "CSM",
+        "csm2": "CSM",
+        "csm3": "CSM",
+        "csm4": "CSM",
+        "sales1": "Sales",
+        "manager": "Manager",
+        "admin": "Admin",
+    }
     for username, group in expected.items():
         user = users[username]
         assert [g.name for g in user.groups.all()] == [group]
@@ -289,7 +350,8 @@ def test_it_puts_some_accounts_near_or_over_a_limit_and_some_on_course_to_reach_
 def test_it_spreads_engagement_over_the_last_two_30_day_windows():
     seed_demo()
 
-    events = list(EngagementEvent.objects.values_list("account__status", "kind", "occurred_at"))
+    recent = EngagementEvent.objects.exclude(external_id__startswith=HISTORY_EVENT_PREFIX)
+    events = list(recent.values_list("account__status", "kind", "occurred_at"))
     assert len(events) >= 40 * 20
     days = [(AS_OF - at.date()).days for _, _, at in events]
     assert min(days) >= 0 and max(days) <= 59
@@ -303,7 +365,10 @@ def test_it_spreads_engagement_over_the_last_two_30_day_windows():
 
 @pytest.mark.django_db
 def test_it_writes_set_based_so_queries_do_not_grow_with_accounts(django_assert_max_num_queries):
-    with django_assert_max_num_queries(80):
+    # A fixed number: the users, the bulk loads (PostgreSQL's drop and restore constraints around COPY; events
+    # load twice, the recent window and the older history), one insert per table for the rest, and the first
+    # need of the churn feedback survey, which creates it.
+    with django_assert_max_num_queries(125):
         seed_demo()
     with CaptureQueriesContext(connection) as small:
         seed_demo(reset=True)
@@ -340,3 +405,174 @@ def test_it_lets_the_pipeline_fill_the_queue_afterwards(monkeypatch):
     seed_demo(pipeline=True)
 
     assert calls == [AS_OF]
+
+
+@pytest.mark.django_db
+def test_it_gives_every_account_a_primary_contact_at_a_domain_named_after_the_company():
+    seed_demo()
+
+    accounts = Account.objects.prefetch_related("contacts")
+    assert Contact.objects.filter(is_primary=False).exists()
+    for account in accounts:
+        primary = [c for c in account.contacts.all() if c.is_primary]
+        assert len(primary) == 1, account.name
+        assert primary[0].name and primary[0].email.endswith(".example")
+        first_word = account.name.split()[0].lower()
+        assert {c.email.split("@")[1] for c in account.contacts.all()} == {primary[0].email.split("@")[1]}
+        assert primary[0].email.split("@")[1].startswith(first_word)
+
+
+@pytest.mark.django_db
+def test_it_shows_plays_with_a_three_step_sequence_one_automatic_and_accounts_running_them_in_every_state():
+    seed_demo(accounts=150)
+
+    plays = list(Play.objects.prefetch_related("steps", "rules").order_by("name"))
+    assert {p.run_mode for p in plays} == {Play.RunMode.AUTOMATIC, Play.RunMode.MANUAL}
+    for play in plays:
+        steps = [(s.delay_days, s.kind) for s in play.steps.all()]
+        assert steps == [(0, "email"), (3, "prompt"), (7, "task")], play.name
+        assert play.rules.all() and play.target_plan_id
+        assert play_template_errors({name: getattr(play, name) for name in ("email_subject", "email_body")}) == {}
+        assert play_template_errors({"prompt_text": play.prompt_text}) == {}
+    enrollments = list(Enrollment.objects.select_related("account__owner").prefetch_related("step_runs"))
+    assert {e.status for e in enrollments} == set(Enrollment.Status.values)
+    assert {e.stop_reason for e in enrollments if e.status == "stopped"} == {Enrollment.StopReason.UPGRADED}
+    assert {e.account.owner.username for e in enrollments} >= {"csm1", "csm2"}
+    runs = [run for e in enrollments for run in e.step_runs.all()]
+    assert {run.status for run in runs} == {"sent", "pending", "cancelled"}
+    for e in enrollments:
+        statuses = [run.status for run in sorted(e.step_runs.all(), key=lambda run: run.step_id)]
+        assert (e.status == "completed") == (statuses == ["sent"] * 3)
+        assert (e.ended_at is None) == (e.status in ("active", "paused"))
+    for run in StepRun.objects.filter(status="sent").select_related("step", "touch", "contact", "task"):
+        assert run.executed_at >= run.due_at and run.detail
+        if run.step.kind == "email":
+            assert run.touch.kind == Touch.Kind.EMAIL and run.contact.is_primary
+            assert run.detail == f"Sent to {run.contact.email}: {run.touch.detail}"
+            assert "{" not in run.detail
+        if run.step.kind == "task":
+            assert run.task.source == Task.Source.PLAY and run.task.title in run.detail
+    # The upgrade that stopped a sequence is credited to its play; an opportunity flagged by rules carries the
+    # play flagging chose for it.
+    upgraded = next(e for e in enrollments if e.status == "stopped")
+    assert PlayCredit.objects.filter(account=upgraded.account, play=upgraded.play).exists()
+    assert Opportunity.objects.filter(source="rules", play__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_it_gives_each_csm_tasks_overdue_due_today_upcoming_and_done_and_unread_notifications():
+    seed_demo()
+
+    users = {u.username: u for u in get_user_model().objects.all()}
+    board = task_board(user=users["csm1"], today=AS_OF)
+    assert all(group.total > 0 for group in board.groups), [(g.key, g.total) for g in board.groups]
+    assert board.done.total > 0
+    for n in range(1, 5):
+        sources = set(Task.objects.filter(assignee=users[f"csm{n}"]).values_list("source", flat=True))
+        assert Task.Source.MANUAL in sources
+    assert {s for s in Task.objects.values_list("source", flat=True)} == set(Task.Source.values)
+    assert Notification.objects.filter(recipient=users["csm1"], read_at__isnull=True).exists()
+    assert Notification.objects.filter(recipient=users["csm1"], read_at__isnull=False).exists()
+    for username in ("csm1", "csm2", "csm3", "csm4", "manager", "sales1"):
+        assert Notification.objects.filter(recipient=users[username]).exists(), username
+    assert not Notification.objects.filter(created_at__gt=dt.datetime.combine(AS_OF, dt.time(8), tzinfo=dt.UTC))
+
+
+@pytest.mark.django_db
+def test_it_records_answers_to_the_needs_survey_and_feedback_on_recent_downgrades_and_churns():
+    seed_demo()
+
+    needs = Survey.objects.get(name="What will you store next quarter?")
+    assert needs.purpose == Survey.Purpose.NEEDS and needs.rule.name == "Storage at 80% or more"
+    questions = list(needs.questions.all())
+    assert [(q.kind, len(q.choices)) for q in questions] == [("choice", 4), ("text", 0)]
+    answers = list(SurveyResponse.objects.filter(survey=needs))
+    assert 30 <= len(answers) <= 60
+    assert len({a.account_id for a in answers}) > 10
+    for answer in answers:
+        assert (
+            answer_clean(questions=questions, asks_reason=False, answers=answer.answers, reason="")[0] == answer.answers
+        )
+
+    requests = list(FeedbackRequest.objects.select_related("movement", "task", "survey", "response", "account"))
+    assert requests
+    assert {r.survey.name for r in requests} == {"Why did you downgrade or leave?"}
+    assert any(r.answered_at for r in requests)
+    for request in requests:
+        assert request.movement.kind in ("contraction", "churn")
+        # The account's CSM was given the task of collecting the answer (nobody, for an account without one).
+        assert (request.task is None) == (request.account.owner_id is None)
+        if request.task is not None:
+            assert request.task.source == Task.Source.FEEDBACK and request.task.assignee_id == request.account.owner_id
+        if request.answered_at:
+            assert request.response.reason in SurveyResponse.Reason.values
+            assert request.task is None or request.task.status == Task.Status.DONE
+        else:
+            assert not SurveyResponse.objects.filter(request=request).exists()
+
+
+# --- Older engagement, for the insights pages --------------------------------------------------------------
+
+
+def history_rows() -> list[tuple]:
+    return list(
+        EngagementEvent.objects.filter(external_id__startswith=HISTORY_EVENT_PREFIX)
+        .order_by("external_id")
+        .values_list("external_id", "account__external_id", "kind", "feature", "user_ref", "occurred_at")
+    )
+
+
+@pytest.mark.django_db
+def test_it_adds_sparser_engagement_from_each_first_purchase_up_to_the_recent_60_days():
+    seed_demo()
+
+    recent_first_day = AS_OF - dt.timedelta(days=59)
+    history = list(
+        EngagementEvent.objects.filter(external_id__startswith=HISTORY_EVENT_PREFIX).values_list(
+            "account_id", "account__first_purchase_on", "kind", "occurred_at"
+        )
+    )
+    assert {kind for _, _, kind, _ in history} == set(EngagementEvent.Kind.values)
+    for _, first_purchase_on, _, at in history:
+        assert first_purchase_on is not None and first_purchase_on <= at.date() < recent_first_day
+    # Older than the 90 days of follow-up "what precedes upgrades" leaves, back beyond a year.
+    days = [(AS_OF - at.date()).days for *_, at in history]
+    assert sum(d > 90 for d in days) > len(days) / 2 and max(days) > 365
+    long_standing = Account.objects.filter(first_purchase_on__lt=AS_OF - dt.timedelta(days=150))
+    assert long_standing and set(long_standing.values_list("pk", flat=True)) <= {a for a, *_ in history}
+    # Sparser than the recent window: fewer events a month.
+    recent = EngagementEvent.objects.exclude(external_id__startswith=HISTORY_EVENT_PREFIX).count()
+    months = sum(
+        max(1, (recent_first_day - day).days / 30.4)
+        for day in long_standing.values_list("first_purchase_on", flat=True)
+    )
+    assert len(history) / months < recent / Account.objects.count() / 2
+
+
+@pytest.mark.django_db
+def test_it_writes_the_same_history_for_the_same_seed_and_date_and_another_for_another_seed():
+    seed_demo()
+    first = history_rows()
+    assert first
+
+    seed_demo(reset=True)
+    assert history_rows() == first
+
+    seed_demo(reset=True, seed=7)
+    assert history_rows() != first
+
+
+@pytest.mark.django_db
+def test_the_insights_rank_a_signal_planted_before_upgrades_and_find_neutral_features_near_one():
+    seed_demo(accounts=150)
+
+    overview = upgrade_predictors(start=add_months(month_start(AS_OF), -11), end=AS_OF, today=AS_OF)
+
+    # Signals the demo plants in the run-up to upgrades, and features it gives no part in them.
+    planted = {"feature:automations", "feature:advanced_reporting", "locked:5", "trial:1", "trial:3", "logins:5"}
+    neutral = {"feature:search", "feature:sharing"}
+    confident = [s for s in overview.ranked if s.signal.key in planted and s.lift.ci_low > 1]
+    assert confident, [(s.signal.key, s.lift) for s in overview.signals]
+    assert all(s.lift.lift > 1 for s in confident)
+    found = [s for s in overview.signals if s.signal.key in neutral]
+    assert found and all(s.lift.ci_low < 1 < s.lift.ci_high for s in found)

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Account, MrrMovement
 from opportunities.models import Opportunity, OpportunityEvent, Outcome, Stage
+from playbooks.models import Play
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +83,9 @@ def test_it_takes_a_csm_from_the_queue_to_a_won_upgrade(page, live_server, demo,
     opportunity.refresh_from_db()
     assert opportunity.trial_ends_on is not None and opportunity.roi_note
 
-    # The email, drafted from the template: preview, then send.
+    # The email, drafted from the template: preview, then send. The demo's plays touched the account lately;
+    # no gap between touches here, so that this email is the CSM's own call.
+    Play.objects.update(min_days_between_touches=0)
     page.locator(".email-draft > summary").click()
     work.get_by_label("To").fill("dana@example.com")
     work.get_by_role("button", name="Preview").click()
