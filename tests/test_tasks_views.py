@@ -64,6 +64,16 @@ def test_it_shows_the_source_and_the_opportunity_of_a_task_from_a_play(csm_clien
     assert f'href="/accounts/{account.pk}/#opportunity-{opportunity.pk}">Opportunity #{opportunity.pk}</a>' in html
 
 
+def test_it_names_whom_a_task_on_her_account_is_for_when_it_is_not_her(csm_client, account, manager):
+    a_task(account, title="Send the quote", assignee=manager)
+    a_task(account, title="Call the CFO")
+
+    html = csm_client.get(LIST_URL).content.decode()
+
+    assert html.count('class="cell-sub task-assignee"') == 1
+    assert f"For {manager.get_full_name()}, on your account" in html
+
+
 def test_it_shows_an_empty_list_with_words_for_each_group(csm_client):
     html = csm_client.get(LIST_URL).content.decode()
 
