@@ -150,7 +150,7 @@ def test_it_only_starts_and_stops_on_post(admin_client, experiment):
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_keeps_everyone_but_admins_out(client, request, persona, experiment):
+def test_it_keeps_everyone_but_admins_out(db, client, request, persona, experiment):
     client.force_login(request.getfixturevalue(persona))
     for url in (
         reverse("settings:experiments"),

@@ -120,7 +120,7 @@ def test_it_keeps_the_first_time_a_notification_was_read(csm_client, csm):
 
 
 @pytest.mark.parametrize("persona", ["other_csm", "manager", "admin_user"])
-def test_it_hides_someone_elses_notification_whoever_asks(client, csm, persona, request):
+def test_it_hides_someone_elses_notification_whoever_asks(db, client, csm, persona, request):
     notification = told(csm)
     client.force_login(request.getfixturevalue(persona))
 

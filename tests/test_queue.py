@@ -235,7 +235,7 @@ def _queue_queries(client) -> int:
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_runs_as_many_queries_for_50_rows_as_for_5(client, csm, manager, persona, request):
+def test_it_runs_as_many_queries_for_50_rows_as_for_5(db, client, csm, manager, persona, request):
     client.force_login(request.getfixturevalue(persona))
     for _ in range(5):
         OpportunityFactory(account=AccountFactory(owner=csm), reasons=[{"text": "Seats 90%", "points": 30}])

@@ -471,7 +471,7 @@ def test_a_play_form_without_the_run_mode_keeps_the_play_s(admin_client, play):
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_only_admins_edit_steps(client, request, play, persona):
+def test_only_admins_edit_steps(db, client, request, play, persona):
     client.force_login(request.getfixturevalue(persona))
     step = add_step(play)
     add_step(play)
@@ -673,7 +673,7 @@ def test_pausing_a_play_that_was_paused_meanwhile_says_so_and_changes_nothing(cs
 
 
 @pytest.mark.parametrize("persona", ["manager", "admin_user"])
-def test_managers_and_admins_run_plays_on_any_account(client, request, account, running_play, persona):
+def test_managers_and_admins_run_plays_on_any_account(db, client, request, account, running_play, persona):
     client.force_login(request.getfixturevalue(persona))
 
     assert client.post(start_url(account), {"play": running_play.pk}, headers=HTMX).status_code == 200

@@ -182,7 +182,7 @@ def test_the_settings_index_links_to_the_surveys(admin_client):
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_only_admins_configure_surveys(client, request, persona):
+def test_only_admins_configure_surveys(db, client, request, persona):
     client.force_login(request.getfixturevalue(persona))
 
     assert client.get(reverse("settings:surveys")).status_code == 403

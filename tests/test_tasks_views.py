@@ -129,7 +129,7 @@ def _tasks_in_every_group(account, csm, count: int) -> None:
 
 
 @pytest.mark.parametrize("persona", ["csm", "manager"])
-def test_it_runs_as_many_queries_for_50_tasks_as_for_5(client, csm, account, persona, request):
+def test_it_runs_as_many_queries_for_50_tasks_as_for_5(db, client, csm, account, persona, request):
     client.force_login(request.getfixturevalue(persona))
     _tasks_in_every_group(account, csm, 5)
     few = _list_queries(client)
