@@ -57,6 +57,8 @@ TEMPLATE_SYNTAX = ("{{", "{%")
 # What reaches the browser's JavaScript or its navigation: a payload must never land in these.
 ACTIVE_ATTRIBUTES = {"href", "src", "action", "formaction", "srcdoc", "style", "xlink:href"}
 UNSAFE_SCHEMES = ("javascript:", "vbscript:", "data:text/html")
+# What htmx shows as text in the browser's own dialog (window.confirm, window.prompt): a payload there is text.
+DIALOG_ATTRIBUTES = {"hx-confirm", "hx-prompt"}
 HTMX = {"HX-Request": "true"}
 SEGMENT_SECRET = "segment-shared-secret"
 
@@ -135,6 +137,8 @@ def assert_inert(shown: Shown) -> None:
         if name in ACTIVE_ATTRIBUTES or name.startswith("hx-"):
             squeezed = "".join(value.split()).lower()
             assert not squeezed.startswith(UNSAFE_SCHEMES), f"{where}: <{tag} {name}={value!r}>"
+            if name in DIALOG_ATTRIBUTES:
+                continue
             for payload in CORPUS:
                 assert payload not in value, f"{where}: a payload in <{tag} {name}={value!r}>"
     assert "<script>alert(1)" not in shown.html, f"{where}: a payload's script tag"
@@ -691,6 +695,295 @@ def segment(w: World) -> Iterator[Shown]:
         yield Shown("account page, industry and locked features", w.get(w.as_csm, account.get_absolute_url()), texts)
 
 
+# --- The newest features: tasks, sequence steps, surveys, contacts, collaborators -----------------------------
+
+
+def tasks(w: World) -> Iterator[Shown]:
+    """A task added by hand on the account page: its title and detail show on the task list, the account's
+    tasks panel and timeline, the task-due notification (centre and bell) and the plain-text daily digest."""
+    from django.core import mail
+
+    from accounts.models import Task
+    from accounts.work_services import digest_send, tasks_due_notify
+
+    account = w.book_account(name="Acme Analytics")
+    url = reverse("tasks:add", args=[account.pk])
+    for payload in CORPUS:
+        data = {"title": payload, "detail": f"{payload} (detail)", "due_on": w.today.isoformat()}
+        response = w.post(w.as_csm, url, data, htmx=True, status=200)
+        yield Shown("task added (htmx answer)", response.content.decode(), [payload, f"{payload} (detail)"])
+    details = [f"{p} (detail)" for p in CORPUS]
+    assert sorted(Task.objects.values_list("title", flat=True)) == sorted(CORPUS)
+    yield Shown("task list", w.get(w.as_csm, reverse("tasks:list")), CORPUS + details)
+    yield Shown("task list (htmx)", w.get(w.as_csm, reverse("tasks:list"), htmx=True), CORPUS + details)
+    yield Shown("task list, manager", w.get(w.as_manager, reverse("tasks:list")), CORPUS)
+    yield Shown("account page, tasks panel and timeline", w.get(w.as_csm, account.get_absolute_url()), CORPUS + details)
+
+    assert tasks_due_notify(on=w.today, at=timezone.now()) == len(CORPUS)
+    due = [f"Due today: {p} (Acme Analytics)" for p in CORPUS]
+    yield Shown("notification centre", w.get(w.as_csm, reverse("notifications:list")), due)
+    bell = w.as_csm.get(reverse("notifications:list"), headers={**HTMX, "HX-Target": "bell-panel"})
+    assert bell.status_code == 200
+    yield Shown("bell", bell.content.decode(), due[-6:])
+    # The digest is plain text only: the payloads go out as typed, with no HTML part to run them in.
+    mail.outbox.clear()
+    assert digest_send(user=w.csm, on=w.today, at=timezone.now() + dt.timedelta(seconds=1))
+    [digest] = mail.outbox
+    assert digest.content_subtype == "plain" and not getattr(digest, "alternatives", [])
+    for payload in CORPUS:
+        assert f"- Due today: {payload} (Acme Analytics)\n" in digest.body
+    assert "&lt;" not in digest.body and settings.SECRET_KEY not in digest.body
+
+    for task in Task.objects.order_by("pk"):
+        complete = reverse("tasks:complete", args=[task.pk])
+        done = w.post(w.as_csm, complete, {"from": "panel"}, htmx=True, status=200)
+        yield Shown("task completed (htmx answer)", done.content.decode(), [task.title])
+    yield Shown("account page, tasks done", w.get(w.as_csm, account.get_absolute_url()), CORPUS)
+
+
+def sequence_steps(w: World) -> Iterator[Shown]:
+    """An admin writes a step's subject and body in the play's sequence editor (previewing it first); after
+    delivery the account's timeline says what was sent. Template syntax is refused, and the refusal is inert."""
+    from accounts.models import Contact
+    from playbooks.models import StepRun
+    from playbooks.sequence_services import enrollment_start, steps_deliver_due
+    from tests.test_sequence_pages import step_data
+
+    delivered = []
+    for index, payload in enumerate(CORPUS):
+        play = Play.objects.create(
+            name=f"Seats upgrade {index}", target_plan=plan("Pro"), email_subject="Room", email_body="Hi"
+        )
+        url = reverse("settings:play_step_create", args=[play.pk])
+        data = step_data(kind="email", subject=payload, body=f"{payload} (body)")
+        refused = payload.startswith(TEMPLATE_SYNTAX)
+        preview = w.post(w.as_admin, url, {"preview": "1", **data}, htmx=True, status=200)
+        yield Shown("step preview (htmx answer)", preview.content.decode(), [] if refused else [payload])
+        if refused:
+            answer = w.post(w.as_admin, url, data, htmx=True, status=422)
+            yield Shown("step refused (htmx answer)", answer.content.decode(), [payload, f"{payload} (body)"])
+            page = w.post(w.as_admin, url, data, status=422)
+            yield Shown("step refused (page)", page.content.decode(), [payload])
+            continue
+        saved = w.post(w.as_admin, url, data, htmx=True, status=200)
+        yield Shown("step saved (htmx answer)", saved.content.decode(), [payload])
+        editor = w.get(w.as_admin, reverse("settings:play_edit", args=[play.pk]))
+        yield Shown("play page, sequence editor", editor, [payload])
+        step = play.steps.get()
+        edit = w.get(w.as_admin, reverse("settings:play_step_edit", args=[play.pk, step.pk]))
+        yield Shown("step edit", edit, [payload, f"{payload} (body)"])
+        account = w.book_account()
+        Contact.objects.create(account=account, name="Bea Buyer", email=f"bea{index}@acme.example", is_primary=True)
+        enrollment_start(account=account, play=play, at=timezone.now(), by=w.csm)
+        delivered.append((account, payload, index))
+    assert delivered
+    steps_deliver_due(at=timezone.now() + dt.timedelta(minutes=1))
+    for account, payload, index in delivered:
+        run = StepRun.objects.get(account=account)
+        assert run.status == StepRun.Status.SENT, run.detail
+        sent = f"Sent to bea{index}@acme.example: {payload}"
+        yield Shown("account page, step sent", w.get(w.as_csm, account.get_absolute_url()), [sent])
+
+
+def offered_survey(w: World, account: Account) -> int:
+    from tests.test_surveys_api import seats_at
+
+    seats_at(account, 0.96)
+    response = w.as_csm.get(
+        f"/api/v1/accounts/{account.external_id}/prompts", headers={"Authorization": f"Bearer {w.token}"}
+    )
+    assert response.status_code == 200
+    [survey] = response.json()["surveys"]
+    return survey["id"]
+
+
+def insights_surveys(w: World, texts: list[str], *, chart: list[str], csv_cells: list[str]) -> Iterator[Shown]:
+    url = reverse("insights:surveys")
+    page = w.get(w.as_manager, url)
+    yield Shown("insights surveys", page, texts)
+    yield Shown("insights surveys (htmx)", w.get(w.as_manager, url, htmx=True), texts)
+    yield Shown("insights surveys, chart data", page, chart, in_json=True)
+    cells = set()
+    for export in ("choices", "texts"):
+        report = w.as_manager.get(f"{url}?export={export}")
+        assert report.status_code == 200 and report["Content-Type"].startswith("text/csv")
+        content = report.content if not report.streaming else b"".join(report.streaming_content)
+        cells |= {cell for row in csv.reader(io.StringIO(content.decode())) for cell in row}
+    assert set(csv_cells) <= cells, set(csv_cells) - cells
+
+
+def survey_answers(w: World) -> Iterator[Shown]:
+    """Answers come from the product (the API, free text and the contact's reference) and from customers on
+    the public survey page; the account's timeline and the insights Surveys tab quote them."""
+    from playbooks.models import FeedbackRequest, Survey
+    from playbooks.surveys import QuestionSpec, survey_link_path, survey_save
+
+    survey_save(
+        survey=Survey(),
+        data={
+            "name": "What comes next?",
+            "rule": Rule.objects.create(name="Seats at 90%", metric=metric("seats"), min_utilization=0.9, weight=40),
+            "intro": "Two quick questions.",
+        },
+        questions=[
+            QuestionSpec("What will you need most next quarter?", "choice", ("More seats", "More storage")),
+            QuestionSpec("Anything else we should know?"),
+        ],
+        by=w.admin,
+        at=timezone.now(),
+    )
+    churn = survey_save(
+        survey=Survey(),
+        data={"name": "Why the change?", "purpose": "churn_feedback", "channel": "email", "intro": "Tell us."},
+        questions=[
+            QuestionSpec("Which plan suits you now?", "choice", ("Basic", "None")),
+            QuestionSpec("What could we have done better?"),
+        ],
+        by=w.admin,
+        at=timezone.now(),
+    )
+    for payload in CORPUS:
+        account = w.book_account()
+        body = {"account": account.external_id, "contact": payload, "answers": {"1": "More seats", "2": payload}}
+        response = w.as_csm.post(
+            f"/api/v1/surveys/{offered_survey(w, account)}/responses",
+            json.dumps(body),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {w.token}"},
+        )
+        assert response.status_code == 201, response.content
+        yield Shown("account page, survey answered", w.get(w.as_csm, account.get_absolute_url()), [payload])
+
+        churned = w.book_account()
+        request = FeedbackRequest.objects.create(survey=churn, account=churned, created_at=timezone.now())
+        link = survey_link_path(account_id=churned.pk, survey_id=churn.pk, request_id=request.pk)
+        customer = Client(enforce_csrf_checks=True)
+        customer.get(link)
+        data = {
+            "csrfmiddlewaretoken": customer.cookies["csrftoken"].value,
+            "reason": "price",
+            "q1": "Basic",
+            "q2": f"{payload} (public)",
+        }
+        answered = customer.post(link, data)
+        assert answered.status_code == 303, answered.content.decode()[:2000]
+        yield Shown("public survey, thanks", w.get(customer, link), [])
+        yield Shown("account page, feedback", w.get(w.as_csm, churned.get_absolute_url()), [f"{payload} (public)"])
+    public = [f"{p} (public)" for p in CORPUS]
+    yield from insights_surveys(w, CORPUS + public, chart=["More seats", "Basic"], csv_cells=CORPUS + public)
+
+
+def survey_questions(w: World) -> Iterator[Shown]:
+    """An admin writes the questions and choices in Settings > Surveys; the public page asks them and the
+    insights Surveys tab counts the answers per choice (its table, chart data and CSV)."""
+    from playbooks.models import FeedbackRequest, Survey
+    from playbooks.surveys import survey_link_path
+    from tests.test_surveys_settings import survey_form
+
+    for index, payload in enumerate(CORPUS):
+        questions = [(payload, "choice", f"Basic\n{payload} (choice)"), (f"{payload} (open)", "text", "")]
+        data = survey_form(None, questions, name=f"Why the change {index}?", purpose="churn_feedback", channel="email")
+        data["intro"] = f"{payload} (intro)"
+        response = w.post(w.as_admin, reverse("settings:survey_create"), data)
+        assert response.status_code == 302, response.content.decode()[:3000]
+        survey = Survey.objects.get(name=f"Why the change {index}?")
+        edit = w.get(w.as_admin, reverse("settings:survey_edit", args=[survey.pk]))
+        yield Shown("survey edit", edit, [payload, f"Basic\n{payload} (choice)", f"{payload} (open)"])
+
+        account = w.book_account()
+        request = FeedbackRequest.objects.create(survey=survey, account=account, created_at=timezone.now())
+        link = survey_link_path(account_id=account.pk, survey_id=survey.pk, request_id=request.pk)
+        customer = Client(enforce_csrf_checks=True)
+        page = customer.get(link)
+        texts = [payload, f"{payload} (choice)", f"{payload} (open)", f"{payload} (intro)"]
+        yield Shown("public survey", page.content.decode(), texts)
+        data = {
+            "csrfmiddlewaretoken": customer.cookies["csrftoken"].value,
+            "reason": "price",
+            "q1": f"{payload} (choice)",
+            "q2": "Fine.",
+        }
+        answered = customer.post(link, data)
+        assert answered.status_code == 303, answered.content.decode()[:2000]
+        yield Shown("account page, feedback", w.get(w.as_csm, account.get_absolute_url()), [payload])
+    yield Shown("surveys", w.get(w.as_admin, reverse("settings:surveys")), [])
+    choices = [f"{p} (choice)" for p in CORPUS]
+    opens = [f"{p} (open)" for p in CORPUS]
+    yield from insights_surveys(w, CORPUS + choices + opens, chart=choices, csv_cells=CORPUS + choices)
+    yield from settings_pages(w, [])
+
+
+def contacts(w: World) -> Iterator[Shown]:
+    """Contacts are kept in the Django admin, whose email field takes a quoted local part: `"<script>..."@x`.
+    A sequence email names its contact in the account's timeline ("Sent to ...")."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from accounts.models import Contact
+    from playbooks.models import SequenceStep, StepRun
+    from playbooks.sequence_services import enrollment_start, steps_deliver_due
+
+    def admissible(address: str) -> bool:
+        try:
+            validate_email(address)
+        except ValidationError:
+            return False
+        return True
+
+    # A quoted local part takes no space (nor an attribute payload); a quote in it is escaped.
+    quoted = (f'"{p.replace(chr(34), chr(92) + chr(34))}"@acme.example' for p in CORPUS)
+    addresses = [a for a in quoted if admissible(a)]
+    assert len(addresses) == 3, addresses
+    play = Play.objects.create(name="Seats upgrade", target_plan=plan("Pro"), email_subject="Room", email_body="Hi")
+    SequenceStep.objects.create(play=play, position=1, delay_days=0, kind=SequenceStep.Kind.EMAIL)
+    accounts = []
+    for index, payload in enumerate(CORPUS):
+        account = w.book_account()
+        address = addresses[index % len(addresses)]
+        contact = Contact(account=account, name=payload, email=address, title=f"{payload} (title)", is_primary=True)
+        contact.full_clean()
+        contact.save()
+        enrollment_start(account=account, play=play, at=timezone.now(), by=w.csm)
+        accounts.append((account, address))
+    steps_deliver_due(at=timezone.now() + dt.timedelta(minutes=1))
+    for account, address in accounts:
+        run = StepRun.objects.get(account=account)
+        assert run.status == StepRun.Status.SENT, run.detail
+        yield Shown("account page, sent to", w.get(w.as_csm, account.get_absolute_url()), [f"Sent to {address}: Room"])
+
+
+def collaborators(w: World) -> Iterator[Shown]:
+    """Users' names (set in the Django admin) on an opportunity's team: the account page's collaborators
+    panel, the account executive's queue, and the notification telling them (centre and bell)."""
+    from tests.factories import UserFactory
+
+    for index, payload in enumerate(CORPUS):
+        owner = UserFactory(username=f"csm-{index}", first_name=payload, last_name="Doe", role="CSM")
+        sales = UserFactory(username=f"ae-{index}", first_name=payload, last_name="Roe", role="Sales")
+        opportunity = OpportunityFactory(
+            account=AccountFactory(owner=owner, name=f"Company {index}"), stage=Stage.PRESENT, target_plan=plan("Pro")
+        )
+        as_owner, as_sales = Client(), Client()
+        as_owner.force_login(owner)
+        as_sales.force_login(sales)
+        url = reverse("opportunities:collaborator_add", args=[opportunity.pk])
+        added = w.post(as_owner, url, {"user": sales.pk, "version": opportunity.version}, htmx=True, status=200)
+        yield Shown("collaborator added (htmx answer)", added.content.decode(), [f"{payload} Roe"])
+        page = w.get(as_owner, opportunity.account.get_absolute_url())
+        yield Shown("account page, collaborators", page, [f"{payload} Roe"])
+        yield Shown(
+            "account page, manager", w.get(w.as_manager, opportunity.account.get_absolute_url()), [f"{payload} Roe"]
+        )
+        yield Shown("account executive's queue", w.get(as_sales, reverse("opportunities:queue")), [f"Company {index}"])
+        title = f"{payload} Doe added you to the opportunity on Company {index}"
+        yield Shown("notification centre", w.get(as_sales, reverse("notifications:list")), [title])
+        bell = as_sales.get(reverse("notifications:list"), headers={**HTMX, "HX-Target": "bell-panel"})
+        assert bell.status_code == 200
+        yield Shown("bell", bell.content.decode(), [title])
+        yield Shown("account executive's home", w.get(as_sales, reverse("home")), [])
+    yield Shown("pipeline", w.get(w.as_manager, reverse("pipeline:page")), [f"{p} Doe" for p in CORPUS])
+
+
 FIELDS = [
     *(accounts_via_api(name) for name in ACCOUNT_FIELDS),
     *(accounts_via_csv(name) for name in ACCOUNT_FIELDS),
@@ -713,6 +1006,12 @@ FIELDS = [
     plays,
     experiments,
     segment,
+    tasks,
+    sequence_steps,
+    survey_answers,
+    survey_questions,
+    contacts,
+    collaborators,
 ]
 
 
