@@ -46,7 +46,6 @@ Every outcome keeps its words in the step run's `detail`, which the account's ti
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -75,7 +74,7 @@ from playbooks.sequences import (
     step_due_at,
 )
 from playbooks.services import touch_record
-from playbooks.unsubscribe import email_opted_out, mail_domain, unsubscribe_token, unsubscribe_url
+from playbooks.unsubscribe import email_opted_out, unsubscribable_email
 
 logger = logging.getLogger(__name__)
 
@@ -701,29 +700,17 @@ def _email_prepare(run: StepRun, *, at: dt.datetime, report: DeliveryReport) -> 
     return _email_message(run, contact=contact, subject=subject, body=body)
 
 
-class SequenceEmail(EmailMessage):
-    """A sequence email. Its header lines may run to RFC 5322's limit of 998 characters instead of being folded
-    at 78: the List-Unsubscribe URL has no space to fold at, and folding it would turn it into an encoded-word
-    that mail providers do not read as a URL."""
-
-    def message(self, *, policy=email.policy.default):
-        return super().message(policy=policy.clone(max_line_length=998))
-
-
 def _email_message(run: StepRun, *, contact: Contact, subject: str, body: str) -> EmailMessage:
-    """The email with its unsubscribe link in the footer and in the List-Unsubscribe headers (RFC 2369, and
-    RFC 8058's one-click POST), and a Message-ID that names the step run, so a resend could be recognised."""
-    url = unsubscribe_url(unsubscribe_token(email=contact.email, account_id=run.account_id, step_run_id=run.pk))
-    footer = f"\n\n--\nYou receive this email as a contact of {run.account.name}. To receive no more of them: {url}\n"
+    """The email with its unsubscribe link (footer and List-Unsubscribe headers) and a Message-ID that names the
+    step run, so a resend could be recognised (`playbooks.unsubscribe.unsubscribable_email`)."""
     owner = run.account.owner
-    return SequenceEmail(
+    return unsubscribable_email(
+        to=contact.email,
+        account_id=run.account_id,
+        account_name=run.account.name,
+        reply_to=owner.email if owner is not None else None,
         subject=subject,
-        body=body + footer,
-        to=[contact.email],
-        reply_to=[owner.email] if owner is not None and owner.email else None,
-        headers={
-            "List-Unsubscribe": f"<{url}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "Message-ID": f"<step-run-{run.pk}@{mail_domain()}>",
-        },
+        body=body,
+        message_id=f"step-run-{run.pk}",
+        step_run_id=run.pk,
     )

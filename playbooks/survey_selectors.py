@@ -306,10 +306,12 @@ class RequestCounts:
 
 
 def feedback_request_counts(*, start: dt.date, end: dt.date, segment: Segment = EVERYTHING) -> RequestCounts:
-    """Feedback requests made in the period to accounts of `segment`, and how many of them were answered
-    (by now). One query."""
+    """Downgrade and churn feedback requests made in the period to accounts of `segment`, and how many of them
+    were answered (by now); the requests of needs surveys sent by email are not feedback. One query."""
     since, until = period_bounds(start, end)
-    requests = FeedbackRequest.objects.filter(created_at__gte=since, created_at__lt=until)
+    requests = FeedbackRequest.objects.filter(
+        created_at__gte=since, created_at__lt=until, survey__purpose=Survey.Purpose.CHURN_FEEDBACK
+    )
     if not segment.is_everything:
         requests = requests.filter(account__in=segment.apply(Account.objects.all()))
     counts = requests.aggregate(asked=Count("pk"), answered=Count("pk", filter=Q(answered_at__isnull=False)))

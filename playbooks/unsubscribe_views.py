@@ -1,4 +1,4 @@
-"""The public unsubscribe page of play emails: /unsubscribe/<signed token>/, no sign-in."""
+"""The public unsubscribe page of play and survey emails: /unsubscribe/<signed token>/, no sign-in."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ TEMPLATE = "sequences/unsubscribe.html"
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET: the address and a button to confirm; it writes nothing (mail scanners open links). POST: the
-    address is opted out of every play email, for good, and the page says so; a repeat changes nothing.
+    address is opted out of every play and survey email, for good, and the page says so; a repeat changes nothing.
 
     The POST also serves RFC 8058's one-click unsubscribe: the mail provider posts
     `List-Unsubscribe=One-Click` to the URL of the `List-Unsubscribe` header, without cookies or a CSRF

@@ -93,6 +93,8 @@ def test_the_page_shows_the_reasons_the_answer_rate_and_the_lost_reasons_next_to
     for reason in ("price", "price", "competitor"):
         left(churn_survey, AccountFactory(owner=csm, industry="Retail"), reason)
     left(churn_survey, AccountFactory(owner=csm), "", answered=False)
+    needs = Survey.objects.create(name="Next quarter", purpose=Survey.Purpose.NEEDS, channel=Survey.Channel.EMAIL)
+    FeedbackRequest.objects.create(survey=needs, account=AccountFactory(owner=csm), created_at=timezone.now())
     lost = LostReason.objects.filter(active=True).order_by("display_order").first()
     OpportunityFactory(
         account=AccountFactory(owner=csm),

@@ -276,6 +276,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=7, minute=10),
         "options": {"expires": 6 * 60 * 60},
     },
+    # Email-link surveys to the accounts their rule flags, once each (playbooks.survey_delivery).
+    "send-survey-emails-daily": {
+        "task": "playbooks.send_survey_emails",
+        "schedule": crontab(hour=9, minute=30),
+        "options": {"expires": 6 * 60 * 60},
+    },
     "send-daily-digests": {
         "task": "accounts.send_daily_digests",
         "schedule": crontab(hour=17, minute=30),
