@@ -44,6 +44,7 @@ def test_it_shows_a_csm_their_book(csm_client, csm, other_csm):
     html = response.content.decode()
     assert response.status_code == 200
     assert "Top open opportunities" in html
+    assert '<th scope="col">CSM</th>' not in html, "her own opportunities need no CSM column"
     assert "$1,234.00" in html
     assert "Storage at 95% of the Basic limit" in html
     assert "Storage 95%" in html
