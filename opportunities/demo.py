@@ -1098,6 +1098,8 @@ class DemoSummary:
     events: int = 0
     movements: int = 0
     opportunities: dict[str, int] = field(default_factory=dict)
+    workspace: dict[str, int] = field(default_factory=dict)
+    """Rows of the CSMs' workspace by kind: contacts, plays, enrolments, tasks, notifications, survey answers."""
     users: list[str] = field(default_factory=list)
 
 
@@ -1195,7 +1197,9 @@ def demo_data_seed(
     # Contacts, plays and their sequences, tasks, notifications, surveys (it builds on this module's helpers).
     from opportunities.demo_workspace import demo_workspace_seed
 
-    demo_workspace_seed(seed=seed, as_of=as_of, users=users, catalogue=catalogue, specs=specs, ids=ids, log=log)
+    summary.workspace = demo_workspace_seed(
+        seed=seed, as_of=as_of, users=users, catalogue=catalogue, specs=specs, ids=ids, log=log
+    )
     return summary
 
 

@@ -504,9 +504,10 @@ def demo_workspace_seed(
     specs: Iterable[AccountSpec],
     ids: dict[str, int],
     log: Callable[[str], None],
-) -> None:
+) -> dict[str, int]:
     """Write contacts, plays with sequences and enrolments, tasks, notifications, survey answers and feedback
-    for the demo whose accounts (`specs`, their ids by external id in `ids`) and opportunities exist."""
+    for the demo whose accounts (`specs`, their ids by external id in `ids`) and opportunities exist; the
+    rows written, by kind."""
     ws = Workspace(
         seed=seed,
         as_of=as_of,
@@ -558,6 +559,15 @@ def demo_workspace_seed(
     # Bells counted before the seed must count again (bulk_create bypasses accounts.work_services).
     keys = [unread_cache_key(u.pk) for u in users.values()]
     transaction.on_commit(lambda: cache.delete_many(keys))
+    return {
+        "contacts": primary + second,
+        "plays": len(ws.plays),
+        "enrolments": sum(enrollments.values()),
+        "tasks": len(ws.tasks),
+        "notifications": len(ws.notifications) + significant,
+        "survey answers": len(ws.responses),
+        "feedback requests": asked,
+    }
 
 
 def _counts(counter: Counter) -> str:

@@ -224,6 +224,8 @@ def test_it_creates_the_demo_logins_with_their_roles_and_the_demo_password():
     assert users["admin"].is_staff and users["admin"].is_superuser
     assert not users["manager"].is_staff
     assert "'demo'" in output
+    # The summary counts the workspace it wrote as well.
+    assert f"contacts {Contact.objects.count():,}" in output and f"tasks {Task.objects.count():,}" in output
     # Each CSM has a book of accounts.
     owners = Counter(Account.objects.values_list("owner__username", flat=True))
     assert all(owners[f"csm{n}"] > 0 for n in range(1, 5))

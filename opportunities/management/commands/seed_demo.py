@@ -71,6 +71,8 @@ class Command(BaseCommand):
         write(f"  events         {summary.events:>9,}")
         write(f"  MRR movements  {summary.movements:>9,}")
         write(f"  opportunities  {sum(summary.opportunities.values()):>9,}  " + _counts(summary.opportunities))
+        if summary.workspace:
+            write("  workspace      " + ", ".join(f"{kind} {count:,}" for kind, count in summary.workspace.items()))
         write(f"Demo logins (password {settings.DEMO_PASSWORD!r}):")
         for username, first, last, role in DEMO_USERS:
             write(f"  {username:<8} {first} {last} ({role})")
