@@ -40,8 +40,9 @@ class SurveyForm(forms.ModelForm):
         }
         help_texts = {
             "intro": "Shown above the questions.",
-            "channel": "In-app: listed by the prompts API to the accounts asked. Email link: a page the CSM "
-            "sends them the link to.",
+            "channel": "In-app: listed by the prompts API to the accounts asked. Email link: emailed once a day "
+            "to the primary contact of each account the rule newly flags (downgrade and churn feedback: "
+            "through the CSM's task).",
             "active": "Switched off, nobody is asked and answers are refused.",
         }
 
