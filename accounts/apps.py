@@ -7,6 +7,15 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and usage"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from accounts import reference
+        from accounts.models import Metric, Plan, PlanFeature, PlanLimit
         from accounts.roles import roles_grant_permissions
 
         post_migrate.connect(roles_grant_permissions, dispatch_uid="accounts.roles_grant_permissions")
+        # The catalogue and the people in each role are reference data (accounts/reference.py). A migration may
+        # have written any of them with update() or raw SQL.
+        user = get_user_model()
+        reference.watch(Metric, Plan, PlanLimit, PlanFeature, user, m2m=(user.groups.through,))
+        post_migrate.connect(reference.invalidate, dispatch_uid="accounts.reference_invalidate")

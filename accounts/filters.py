@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import django_filters
 import django_filters.fields
@@ -14,6 +17,7 @@ from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from accounts import reference as reference_data
 from accounts.models import Account, Metric, Plan, size_band_filter
 from accounts.roles import Role, is_manager_or_admin
 from accounts.selectors import near_limit_filter
@@ -30,20 +34,46 @@ class CachedChoices:
     the whole table for each of industry and region). A value that appears later is offered within the
     TTL; a value that disappeared only leads to an empty result; and a request that names a value the
     cached list lacks reads the list again (see CachedChoiceField), so it filters instead of being ignored.
+
+    Each process also keeps the list it last had for LOCAL_TTL seconds, so a filter bar of four such
+    selects asks Redis nothing on most page loads. Choices that come from reference data (`reference=True`:
+    the plans, the metrics) are cached by accounts.reference instead, and change as soon as their rows do.
     """
 
-    def __init__(self, name: str, read: Callable[[], list[tuple[str, str]]]):
+    LOCAL_TTL = 30.0
+    _all: ClassVar[list[CachedChoices]] = []
+
+    def __init__(self, name: str, read: Callable[[], list[tuple[str, str]]], *, reference: bool = False):
         self.key = f"accounts:filter-choices:{name}"
         self.read = read
+        self.reference = reference
+        self._local: tuple[float, list[tuple[str, str]]] | None = None
+        CachedChoices._all.append(self)
 
     def __call__(self) -> list[tuple[str, str]]:
+        if self.reference:
+            return reference_data.cached(self.key, self.read)
+        now = time.monotonic()
+        if self._local is not None and now - self._local[0] < self.LOCAL_TTL:
+            return self._local[1]
         choices = cache.get(self.key)
-        return self.fresh() if choices is None else choices
+        if choices is None:
+            return self.fresh()
+        self._local = (now, choices)
+        return choices
 
     def fresh(self) -> list[tuple[str, str]]:
         choices = self.read()
-        cache.set(self.key, choices, CHOICES_TTL)
+        if not self.reference:
+            cache.set(self.key, choices, CHOICES_TTL)
+            self._local = (time.monotonic(), choices)
         return choices
+
+    @classmethod
+    def forget(cls) -> None:
+        """Drop every process-local copy (the tests do, between tests)."""
+        for choices in cls._all:
+            choices._local = None
 
 
 class FastSelect(forms.Select):
@@ -51,20 +81,33 @@ class FastSelect(forms.Select):
 
     Django renders every option through two templates of its own. The filter bars draw some forty options
     on every page load, and the account page's forms a score of them: that cost more than the rest of the
-    bar, and a good part of the page.
+    bar, and a good part of the page. The same select (name, options, choice, attributes) comes back on
+    nearly every load, so the markup is also remembered, for the last SELECT_MEMO of them.
     """
 
     def render(self, name, value, attrs=None, renderer=None) -> str:
-        selected = set(self.format_value(value))
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            # A constant attribute, no input in it.
-            ((key, mark_safe(" selected") if str(key) in selected else "", label) for key, label in self.choices),  # nosec B308
-        )
-        return format_html(
-            '<select name="{}"{}>{}</select>', name, flatatt(self.build_attrs(self.attrs, attrs)), options
-        )
+        selected = tuple(sorted(set(self.format_value(value))))
+        final_attrs = tuple(self.build_attrs(self.attrs, attrs).items())
+        # Iterated, not measured: a model choice iterator's len() is a COUNT query.
+        choices = tuple(choice for choice in self.choices)
+        try:
+            return _select_html(name, choices, selected, final_attrs)
+        except TypeError:  # an unhashable label or attribute: draw it without remembering
+            return _select_html.__wrapped__(name, choices, selected, final_attrs)
+
+
+SELECT_MEMO = 512
+
+
+@functools.lru_cache(maxsize=SELECT_MEMO)
+def _select_html(name: str, choices, selected: tuple[str, ...], attrs: tuple) -> str:
+    options = format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        # A constant attribute, no input in it.
+        ((key, mark_safe(" selected") if str(key) in selected else "", label) for key, label in choices),  # nosec B308
+    )
+    return format_html('<select name="{}"{}>{}</select>', name, flatatt(dict(attrs)), options)
 
 
 class CachedChoiceField(django_filters.fields.ChoiceField):
@@ -107,8 +150,8 @@ def _near_limit_choices() -> list[tuple[str, str]]:
 
 INDUSTRIES = CachedChoices("industry", _distinct_values("industry"))
 REGIONS = CachedChoices("region", _distinct_values("region"))
-PLANS = CachedChoices("plan", _plan_choices)
-NEAR_LIMIT_METRICS = CachedChoices("near-limit", _near_limit_choices)
+PLANS = CachedChoices("plan", _plan_choices, reference=True)
+NEAR_LIMIT_METRICS = CachedChoices("near-limit", _near_limit_choices, reference=True)
 
 
 def _owner_choices() -> list[tuple[str, str]]:

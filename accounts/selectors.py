@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Lower
 
+from accounts import reference
 from accounts.models import (
     Account,
     AccountIndicator,
@@ -32,7 +33,25 @@ USAGE_HISTORY_DAYS = 90
 
 def limit_metrics() -> list[Metric]:
     """The limit-bearing metrics in display order: the columns of every usage table."""
-    return list(Metric.objects.filter(kind=Metric.Kind.LIMIT).order_by("display_order", "key"))
+    return reference.cached(
+        "limit-metrics", lambda: list(Metric.objects.filter(kind=Metric.Kind.LIMIT).order_by("display_order", "key"))
+    )
+
+
+def active_plans() -> list[Plan]:
+    """The plans on sale, lowest tier first: the choices of every plan menu."""
+    return reference.cached("active-plans", lambda: list(Plan.objects.active().order_by("tier_rank")))
+
+
+def plan_catalogue_rows() -> tuple[list[PlanLimit], list[PlanFeature]]:
+    """Every plan's limits (with their metric) and features, in display order."""
+    return reference.cached(
+        "plan-catalogue-rows",
+        lambda: (
+            list(PlanLimit.objects.select_related("metric")),
+            list(PlanFeature.objects.order_by("display_order", "key")),
+        ),
+    )
 
 
 def _indicators_prefetch() -> Prefetch:
@@ -296,10 +315,13 @@ def plan_catalogue() -> dict:
 
 def csm_choices() -> list:
     """Active CSMs, by name: who may own accounts (the reassign menus)."""
-    return list(
-        get_user_model()
-        .objects.filter(groups__name=Role.CSM, is_active=True)
-        .distinct()
-        .order_by("first_name", "last_name", "username")
-        .only("pk", "first_name", "last_name", "username")
+    return reference.cached(
+        "csm-choices",
+        lambda: list(
+            get_user_model()
+            .objects.filter(groups__name=Role.CSM, is_active=True)
+            .distinct()
+            .order_by("first_name", "last_name", "username")
+            .only("pk", "first_name", "last_name", "username")
+        ),
     )

@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
+from accounts import reference
 from accounts.models import Notification
 from accounts.roles import Role, is_manager_or_admin
 from accounts.work_services import notify
@@ -58,6 +59,19 @@ def collaborator_candidates(*, opportunity: Opportunity) -> QuerySet:
         .exclude(pk__in=Collaborator.objects.filter(opportunity=opportunity).values("user_id"))
         .exclude(pk=opportunity.owner_id or 0)
         .order_by("first_name", "last_name", "username")
+    )
+
+
+def sales_users() -> list:
+    """Active members of the Sales group, by name (reference data): whom a CSM may bring onto an opportunity."""
+    return reference.cached(
+        "sales-users",
+        lambda: list(
+            get_user_model()
+            .objects.filter(groups__name=Role.SALES, is_active=True)
+            .distinct()
+            .order_by("first_name", "last_name", "username")
+        ),
     )
 
 

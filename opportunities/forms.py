@@ -13,11 +13,13 @@ from django.forms.models import ModelChoiceIterator
 from django.forms.renderers import DjangoTemplates
 from django.utils.html import conditional_escape
 
+from accounts import selectors as account_selectors
 from accounts.filters import FastSelect
 from accounts.models import Plan
 from accounts.roles import Role
-from opportunities.collaboration import collaborator_candidates
+from opportunities.collaboration import collaborator_candidates, sales_users
 from opportunities.models import LostReason, Outcome, Stage
+from opportunities.selectors import active_lost_reasons, active_lost_reasons_queryset
 
 YES_NO = [("", "Not asked yet"), ("yes", "Yes"), ("no", "No")]
 DEFAULT_TRIAL_DAYS = 14
@@ -36,20 +38,32 @@ class DateInput(forms.DateInput):
 
 
 class ListedModelChoiceIterator(ModelChoiceIterator):
-    """Iterates the queryset itself, where Django's iterator calls `.iterator()`: on PostgreSQL that opens a
-    server-side cursor (three round trips) for a list of a handful of rows, and reads it again every time
-    the choices are iterated, where the queryset keeps its rows."""
+    """Iterates the field's `listed` rows when it has them (reference data from accounts.reference), else the
+    queryset itself, where Django's iterator calls `.iterator()`: on PostgreSQL that opens a server-side
+    cursor (three round trips) for a list of a handful of rows, and reads it again every time the choices
+    are iterated, where the queryset keeps its rows."""
 
     def __iter__(self):
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
-        for obj in self.queryset:
+        listed = self.field.listed
+        for obj in self.queryset if listed is None else listed:
             yield self.choice(obj)
 
 
 class ListedModelChoiceField(forms.ModelChoiceField):
+    """A model choice whose options can be drawn from rows read beforehand (`listed`), while a submitted value
+    is still checked against the queryset."""
+
     iterator = ListedModelChoiceIterator
     widget = FastSelect
+    listed: list | None = None
+
+    def offer(self, queryset, listed: list) -> None:
+        """Check submitted values against `queryset`; draw the options from `listed`, the same rows."""
+        self.queryset = queryset
+        self.listed = listed
+        self.widget.choices = self.choices
 
 
 def _attrs(attrs: dict) -> str:
@@ -200,10 +214,18 @@ class CollaboratorAddForm(VersionedForm):
         },
     )
 
-    def __init__(self, *args, opportunity, **kwargs):
+    def __init__(self, *args, opportunity, on_it: list | None = None, **kwargs):
+        """`on_it`: the opportunity's collaborators when the caller has read them; the options are then drawn
+        without a query."""
         kwargs.setdefault("auto_id", "collaborator_%s")
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = collaborator_candidates(opportunity=opportunity)
+        candidates = collaborator_candidates(opportunity=opportunity)
+        if on_it is None:
+            self.fields["user"].queryset = candidates
+        else:
+            taken = {collaborator.user_id for collaborator in on_it} | {opportunity.owner_id}
+            listed = [user for user in sales_users() if user.pk not in taken]
+            self.fields["user"].offer(candidates, listed)
         self.fields["user"].label_from_instance = lambda user: user.get_full_name() or user.username
 
 
@@ -268,9 +290,11 @@ class PresentForm(VersionedForm):
     def __init__(self, *args, current_plan: Plan | None = None, today: dt.date, trial_days: int | None = None, **kw):
         super().__init__(*args, **kw)
         plans = Plan.objects.active().order_by("tier_rank")
+        listed = account_selectors.active_plans()
         if current_plan is not None:
             plans = plans.filter(tier_rank__gt=current_plan.tier_rank)
-        self.fields["target_plan"].queryset = plans
+            listed = [plan for plan in listed if plan.tier_rank > current_plan.tier_rank]
+        self.fields["target_plan"].offer(plans, listed)
         self.today = today
         self.fields["trial_ends_on"].initial = today + dt.timedelta(days=trial_days or DEFAULT_TRIAL_DAYS)
 
@@ -304,8 +328,8 @@ class CloseForm(VersionedForm):
 
     def __init__(self, *args, today: dt.date, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["plan"].queryset = Plan.objects.active().order_by("tier_rank")
-        self.fields["lost_reason"].queryset = LostReason.objects.filter(active=True).order_by("display_order", "label")
+        self.fields["plan"].offer(Plan.objects.active().order_by("tier_rank"), account_selectors.active_plans())
+        self.fields["lost_reason"].offer(active_lost_reasons_queryset(), active_lost_reasons())
         self.today = today
 
     def clean(self):

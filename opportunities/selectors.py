@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, When, Window
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, When, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import Lower
 
+from accounts import reference
 from accounts import selectors as account_selectors
 from accounts.models import (
     Account,
@@ -30,11 +32,12 @@ from accounts.models import (
     PlanLimit,
 )
 from accounts.roles import is_manager_or_admin
-from accounts.work_selectors import task_timeline
+from accounts.work_selectors import task_timeline, tasks_due_count
 from opportunities.models import (
     STAGE_ORDER,
     AccountScore,
     Collaborator,
+    LostReason,
     Note,
     Opportunity,
     OpportunityEvent,
@@ -108,24 +111,35 @@ QUEUE_ROW_VALUES = (
 QUEUE_ROW_OWNER_VALUES = ("owner_id", "owner__username", "owner__first_name", "owner__last_name")
 
 
-def collaborating_on(*, user, ids: list[int]) -> frozenset[int]:
-    """Which of the opportunities `ids` `user` collaborates on (to mark them in a CSM's queue), in one query."""
-    return frozenset(
-        Collaborator.objects.filter(user=user, opportunity_id__in=ids).values_list("opportunity_id", flat=True)
-    )
-
-
-def queue_rows(ids: list[int], *, with_owner: bool = False) -> list[dict]:
-    """The queue rows of the opportunities `ids`, in that order, as dicts of QUEUE_ROW_VALUES, `top_reason`
-    (and the owner's names `with_owner`): read by primary key, with their account and plan."""
+def queue_rows(
+    ids: list[int], *, today: dt.date, with_owner: bool = False, shared_with: AbstractBaseUser | None = None
+) -> list[dict]:
+    """The queue rows of the opportunities `ids`, in that order, as dicts of QUEUE_ROW_VALUES, `top_reason`,
+    `tasks_due` (open tasks due by `today` on the account), `shared` (whether `shared_with` collaborates on
+    it; False without one) and the owner's names `with_owner`: one query by primary key, with the account
+    and plan joined."""
     fields = QUEUE_ROW_VALUES + (QUEUE_ROW_OWNER_VALUES if with_owner else ())
-    # The top reason's text only (Opportunity.top_reason), not the whole explanation.
-    rows = Opportunity.objects.filter(pk__in=ids).values(*fields, top_reason=KT("reasons__0__text"))
+    extra = {
+        # The top reason's text only (Opportunity.top_reason), not the whole explanation.
+        "top_reason": KT("reasons__0__text"),
+        "tasks_due": tasks_due_count(account=OuterRef("account_id"), today=today),
+    }
+    if shared_with is not None:
+        extra["shared"] = Exists(Collaborator.objects.filter(user=shared_with, opportunity=OuterRef("pk")))
+    rows = Opportunity.objects.filter(pk__in=ids).values(*fields, **extra)
     by_id = {row["pk"]: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
-def queue_page(queryset: QuerySet[Opportunity], *, number, per_page: int, with_owner: bool = False) -> Page:
+def queue_page(
+    queryset: QuerySet[Opportunity],
+    *,
+    number,
+    per_page: int,
+    today: dt.date,
+    with_owner: bool = False,
+    shared_with: AbstractBaseUser | None = None,
+) -> Page:
     """Page `number` of the sorted queue `queryset`, its rows from `queue_rows`, in two queries.
 
     The ids of the page and the size of the whole queue come from one query (COUNT(*) OVER ()), so the
@@ -146,7 +160,8 @@ def queue_page(queryset: QuerySet[Opportunity], *, number, per_page: int, with_o
         page = list(ranked[(number - 1) * per_page : number * per_page]) if total else []
     paginator = Paginator([], per_page)
     paginator.count = total
-    return Page(queue_rows([pk for pk, _total in page], with_owner=with_owner), number, paginator)
+    rows = queue_rows([pk for pk, _total in page], today=today, with_owner=with_owner, shared_with=shared_with)
+    return Page(rows, number, paginator)
 
 
 # `?sort=` keys of the queue and the ordering each stands for; "-key" sorts descending.
@@ -192,6 +207,15 @@ def queue_sorted(queryset: QuerySet[Opportunity], *, key: str, descending: bool)
 
 
 # --- The account page ------------------------------------------------------------------------------------
+
+
+def active_lost_reasons_queryset() -> QuerySet[LostReason]:
+    return LostReason.objects.filter(active=True).order_by("display_order", "label")
+
+
+def active_lost_reasons() -> list[LostReason]:
+    """The reasons a CSM may give for a loss, in the admin's order (reference data)."""
+    return reference.cached("active-lost-reasons", lambda: list(active_lost_reasons_queryset()))
 
 
 def account_page(*, user) -> QuerySet[Account]:
@@ -274,14 +298,12 @@ def plan_comparison(
     when None), features, monthly price delta."""
     if suggested is None or (current is not None and suggested.pk == current.pk):
         return None
-    plan_ids = [plan.pk for plan in (current, suggested) if plan is not None]
-    limits = {
-        (limit.plan_id, limit.metric_id): limit
-        for limit in PlanLimit.objects.filter(plan_id__in=plan_ids).select_related("metric")
-    }
+    plan_ids = {plan.pk for plan in (current, suggested) if plan is not None}
+    all_limits, all_features = account_selectors.plan_catalogue_rows()
+    limits = {(limit.plan_id, limit.metric_id): limit for limit in all_limits if limit.plan_id in plan_ids}
     features: dict[tuple[int, str], PlanFeature] = {}
     labels: dict[str, str] = {}
-    for feature in PlanFeature.objects.filter(plan_id__in=plan_ids).order_by("display_order", "key"):
+    for feature in (feature for feature in all_features if feature.plan_id in plan_ids):
         features[(feature.plan_id, feature.key)] = feature
         labels.setdefault(feature.key, feature.label)
     metrics = account_selectors.limit_metrics() if metrics is None else metrics

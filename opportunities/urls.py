@@ -23,4 +23,5 @@ urlpatterns = [
     ),
     path("accounts/<int:pk>/opportunities/", views.opportunity_open, name="open"),
     path("accounts/<int:pk>/notes/", views.note_add, name="note_add"),
+    path("accounts/<int:pk>/timeline/", views.account_timeline, name="timeline"),
 ]

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
@@ -42,6 +43,7 @@ from opportunities.forms import (
     yes_no_initial,
 )
 from opportunities.models import Opportunity, Outcome, Stage
+from opportunities.queue_markup import queue_row_html
 from opportunities.reassignment import ReassignmentRefused
 from opportunities.reassignment import accounts_reassign as accounts_reassign_service
 from opportunities.roi import RoiInputs, roi_calculate
@@ -124,14 +126,13 @@ def _queue_columns(user) -> tuple[bool, bool]:
     return role in (Role.MANAGER, Role.ADMIN, Role.SALES), role == Role.CSM
 
 
-def _queue_rows(values: list[dict], *, today: dt.date, shared: frozenset[int] = frozenset()) -> list[dict]:
+def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, show_owner: bool) -> list[dict]:
     """What each queue row shows, from `selectors.queue_rows`, worked out here once per row rather than by
     the template: at 25 to 50 rows a page, every template lookup, filter and printed number (the engine
-    localizes each one) adds up to most of the page's time. Numbers therefore arrive as text. `shared` are
-    the opportunities to mark as a colleague's that the user collaborates on."""
+    localizes each one) adds up to most of the page's time. Numbers therefore arrive as text, and each row's
+    markup as `html` (opportunities/queue_markup.py)."""
+    csrf_token = get_token(request)
     url = _RowUrls()
-    # Open tasks due by today on each row's account: one query for the page (accounts.work_selectors).
-    tasks_due = work_selectors.tasks_due_counts(account_ids=[value["account_id"] for value in values], today=today)
     tasks_url = reverse("tasks:list")
     rows = []
     for value in values:
@@ -168,7 +169,7 @@ def _queue_rows(values: list[dict], *, today: dt.date, shared: frozenset[int] = 
             "next_step": f"{next_step_on:%b %-d}" if next_step_on else "",
             "overdue": next_step_on is not None and next_step_on < today,
             "owner_name": _owner_name(value) if "owner_id" in value else "",
-            "shared": pk in shared,
+            "shared": value.get("shared", False),
             "version": str(value["version"]),
             "open": outcome == Outcome.OPEN,
             "back_from_snooze": back_from_snooze,
@@ -179,9 +180,10 @@ def _queue_rows(values: list[dict], *, today: dt.date, shared: frozenset[int] = 
             "advance_url": url("opportunities:advance", pk),
             "actions_url": url("opportunities:actions", pk),
             "reopen_url": url("opportunities:reopen", pk),
-            "tasks_due": _tasks_due_label(tasks_due.get(value["account_id"], 0)),
+            "tasks_due": _tasks_due_label(value["tasks_due"]),
             "tasks_url": f"{tasks_url}?account={value['account_id']}",
         }
+        row["html"] = queue_row_html(row, csrf_token=csrf_token, show_owner=show_owner)
         rows.append(row)
     return rows
 
@@ -211,11 +213,11 @@ def queue(request: HttpRequest) -> HttpResponse:
         selectors.queue_sorted(filterset.qs, key=sort_key, descending=descending),
         number=request.GET.get("page"),
         per_page=QUEUE_PER_PAGE,
+        today=today,
         with_owner=show_owner,
+        shared_with=request.user if mark_shared else None,
     )
-    ids = [row["pk"] for row in page.object_list]
-    shared = selectors.collaborating_on(user=request.user, ids=ids) if mark_shared and ids else frozenset()
-    rows = _queue_rows(page.object_list, today=today, shared=shared)
+    rows = _queue_rows(page.object_list, today=today, request=request, show_owner=show_owner)
     context = {
         "today": today,
         "show_owner": show_owner,
@@ -328,7 +330,9 @@ def _panel_context(request: HttpRequest, opportunity: Opportunity | None, *, tod
         context.update(collaboration.collaboration_panel(opportunity=opportunity, user=request.user))
         if context["may_manage_collaborators"]:
             initial = {"version": opportunity.version}
-            context["collaborator_form"] = CollaboratorAddForm(initial=initial, opportunity=opportunity)
+            context["collaborator_form"] = CollaboratorAddForm(
+                initial=initial, opportunity=opportunity, on_it=context["collaborators"]
+            )
         context.update(bound)
         if opportunity.roi_inputs:
             inputs = {
@@ -382,7 +386,8 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
         "locked_features": selectors.locked_feature_hits(account, since=since),
         "engagement": selectors.engagement_trend(account),
         "locked_feature_days": LOCKED_FEATURE_DAYS,
-        "timeline": selectors.account_timeline(account, movements=account.movement_list),
+        # The timeline's entries come in a request of their own (account_timeline below).
+        "defer_timeline": True,
         "csms": account_selectors.csm_choices() if is_manager_or_admin(request.user) else [],
         # The Tasks panel (templates/work/account_tasks.html).
         "account_tasks": work_selectors.account_tasks(account_id=account.pk, today=today),
@@ -399,6 +404,33 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     the timeline, and the panel that works its open opportunity."""
     account = get_object_or_404(selectors.account_page(user=request.user), pk=pk)
     return render(request, "accounts/detail.html", _account_context(request, account, today=timezone.localdate()))
+
+
+# The timeline the account page loads after itself, and the one its own page shows.
+TIMELINE_ON_ACCOUNT_PAGE = 50
+TIMELINE_ON_ITS_PAGE = 500
+
+
+@require_GET
+def account_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """The account's timeline, newest first. htmx asks for its latest entries once the account page is up, so
+    the dozen queries behind them do not hold the page back; without JavaScript, or from the link under those
+    entries, it is a page of its own with the note form and a longer history."""
+    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    partial = request.htmx and not request.htmx.history_restore_request
+    limit = TIMELINE_ON_ACCOUNT_PAGE if partial else TIMELINE_ON_ITS_PAGE
+    timeline = selectors.account_timeline(account, movements=account.movement_list, limit=limit)
+    context = {"account": account, "timeline": timeline}
+    if partial:
+        if len(timeline) == limit:
+            context["timeline_more_url"] = reverse("opportunities:timeline", args=[account.pk])
+        response = render(request, "accounts/detail.html#timeline-entries", context)
+    else:
+        open_ones = [o for o in account.opportunities.all() if o.is_open]
+        context["opportunity"] = open_ones[0] if len(open_ones) == 1 else None
+        response = render(request, "accounts/timeline.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # --- Working an opportunity ------------------------------------------------------------------------------
@@ -449,11 +481,10 @@ def _row_response(request: HttpRequest, opportunity: Opportunity, *, status: int
     today = timezone.localdate()
     show_owner, mark_shared = _queue_columns(request.user)
     # The opportunity passed `_opportunity_or_404` before the action; the row is read as the queue reads it.
-    shared = selectors.collaborating_on(user=request.user, ids=[opportunity.pk]) if mark_shared else frozenset()
-    [row] = _queue_rows(selectors.queue_rows([opportunity.pk], with_owner=show_owner), today=today, shared=shared)
-    context = {"today": today, "show_owner": show_owner, "row": row}
-    html = render_to_string("opportunities/queue.html#row", context, request=request)
-    return HttpResponse(_with_messages(request, html), status=status)
+    shared_with = request.user if mark_shared else None
+    values = selectors.queue_rows([opportunity.pk], today=today, with_owner=show_owner, shared_with=shared_with)
+    [row] = _queue_rows(values, today=today, request=request, show_owner=show_owner)
+    return HttpResponse(_with_messages(request, row["html"]), status=status)
 
 
 def _run(request: HttpRequest, opportunity: Opportunity, action, *, success: str, **bound) -> HttpResponse:

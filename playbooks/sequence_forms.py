@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Exists, OuterRef
 
+from accounts import reference
 from playbooks.models import Play, SequenceStep
 from playbooks.step_services import STEP_FIELDS, step_template_errors
 
@@ -130,6 +131,7 @@ class EnrollmentStartForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["play"]
         field.queryset = startable_plays()
-        # The options, read once: the select draws them without another query, and the panel knows if any.
-        self.plays = list(field.queryset)
+        # The options, read once (reference data: cached until a play or a step changes): the select draws
+        # them without another query, and the panel knows if any.
+        self.plays = reference.cached("startable-plays", lambda: list(startable_plays()))
         field.widget.choices = [("", field.empty_label)] + [(p.pk, field.label_from_instance(p)) for p in self.plays]

@@ -2,9 +2,9 @@
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.db import connection
 
+from tests.caches import empty_caches
 from tests.factories import AccountFactory, UserFactory
 
 
@@ -19,7 +19,7 @@ def _test_settings(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    empty_caches()
 
 
 @pytest.fixture(scope="session")

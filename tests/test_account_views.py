@@ -3,13 +3,13 @@
 import re
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccountIndicator
+from tests.caches import empty_caches
 from tests.factories import (
     AccountFactory,
     metric,
@@ -260,7 +260,7 @@ def test_it_shows_an_empty_state_when_filters_match_nothing(csm_client, csm):
 
 def _list_queries(client, **params) -> int:
     # The filter bar's choices are cached: count from an empty cache each time, so both counts include them.
-    cache.clear()
+    empty_caches()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(LIST_URL, params)
     assert response.status_code == 200

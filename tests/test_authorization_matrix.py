@@ -150,6 +150,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("opportunities:collaborator_remove", "POST"): OWNED_POST,
     ("opportunities:open", "POST"): OWNED_POST,
     ("opportunities:note_add", "POST"): OWNED_POST,
+    ("opportunities:timeline", "GET"): OWNED,
     # The account page's "Plays running" panel: Casey, Morgan or Ada start, pause, resume and stop plays.
     ("sequences:enrollment_start", "POST"): OWNED_POST,
     ("sequences:enrollment_pause", "POST"): OWNED_POST,
@@ -510,6 +511,7 @@ ARGS: dict[str, Callable[[SimpleNamespace], list]] = {
     "opportunities:collaborator_remove": lambda w: [w.qualify.pk],
     "opportunities:open": lambda w: [w.snoozed.account_id],
     "opportunities:note_add": lambda w: [w.account.pk],
+    "opportunities:timeline": lambda w: [w.account.pk],
     "tasks:complete": lambda w: [w.task.pk],
     "tasks:add": lambda w: [w.account.pk],
     "notifications:read": lambda w: [w.notification.pk],

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -22,6 +21,7 @@ from opportunities.models import Collaborator, LostReason, Opportunity, Opportun
 from opportunities.pipeline_selectors import pipeline_dashboard
 from opportunities.pipeline_stats import PipelineOpportunity, StageDates, leaderboard, pipeline_stats
 from opportunities.services import Conflict
+from tests.caches import empty_caches
 from tests.factories import AccountFactory, OpportunityFactory, UserFactory, plan
 
 pytestmark = pytest.mark.django_db
@@ -253,7 +253,7 @@ def test_it_shows_who_joined_and_who_left_in_the_timeline(csm_client, opportunit
     opportunity.refresh_from_db()
     collaborator_remove(opportunity=opportunity, user=sales, by=csm, at=timezone.now(), version=opportunity.version)
 
-    timeline = csm_client.get(opportunity.account.get_absolute_url()).context["timeline"]
+    timeline = csm_client.get(reverse("opportunities:timeline", args=[opportunity.account_id])).context["timeline"]
 
     titles = [(entry.title, entry.actor) for entry in timeline]
     assert ("Collaborator added", csm) in titles and ("Collaborator removed", csm) in titles
@@ -304,7 +304,7 @@ def test_it_marks_in_a_csms_queue_the_colleagues_opportunities_she_collaborates_
 
 
 def _queue_queries(client) -> int:
-    cache.clear()  # the filter bar's choices: counted from an empty cache each time
+    empty_caches()  # the filter bar's choices: counted from an empty cache each time
     with CaptureQueriesContext(connection) as queries:
         response = client.get(QUEUE_URL)
     assert response.status_code == 200

@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Notification, NotificationSetting
 from accounts.work_services import notify
+from tests.caches import empty_caches
 
 LIST_URL = reverse("notifications:list")
 SETTINGS_URL = reverse("notifications:settings")
@@ -63,7 +63,7 @@ def test_it_says_so_when_there_is_nothing(csm_client):
 
 
 def _list_queries(client) -> int:
-    cache.clear()
+    empty_caches()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(LIST_URL).status_code == 200
     return len(queries)

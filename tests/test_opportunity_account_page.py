@@ -183,6 +183,7 @@ def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account
         account=account, occurred_on=dt.date(2025, 6, 1), kind="new", mrr_before=Decimal(0), mrr_after=Decimal("29.00")
     )
     OpportunityFactory(account=account)
+    _detail_queries(csm_client, account)  # reads the reference data into the cache (accounts/reference.py)
     few = _detail_queries(csm_client, account)
 
     for days_ago in range(1, 60):

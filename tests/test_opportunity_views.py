@@ -222,16 +222,16 @@ def test_it_explains_the_score_and_compares_the_plans(csm_client, account):
     assert "Plan comparison" in html and "(suggested)" in html
 
 
-def _page_queries(client, account) -> int:
+def _page_queries(client, url: str, **headers) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        assert client.get(account.get_absolute_url()).status_code == 200
+        assert client.get(url, headers=headers).status_code == 200
     return len(queries)
 
 
-def test_it_renders_the_account_page_with_as_many_queries_for_50_timeline_rows_as_for_5(
+def test_it_renders_the_account_page_and_its_timeline_with_as_many_queries_for_50_entries_as_for_5(
     csm_client, csm, account, opportunity
 ):
     from opportunities import services
@@ -240,7 +240,67 @@ def test_it_renders_the_account_page_with_as_many_queries_for_50_timeline_rows_a
         for _ in range(count):
             services.note_add(account=account, opportunity=opportunity, author=csm, body="Called", at=timezone.now())
 
+    timeline = reverse("opportunities:timeline", args=[account.pk])
     add(5)
-    few = _page_queries(csm_client, account)
+    _page_queries(csm_client, account.get_absolute_url())  # reads the reference data into the cache
+    few = [_page_queries(csm_client, account.get_absolute_url()), _page_queries(csm_client, timeline, **HTMX)]
     add(45)
-    assert _page_queries(csm_client, account) == few
+    many = [_page_queries(csm_client, account.get_absolute_url()), _page_queries(csm_client, timeline, **HTMX)]
+    assert many == few
+
+
+def test_the_account_page_loads_its_timeline_after_itself_and_links_to_it_without_javascript(
+    csm_client, csm, account, opportunity
+):
+    from opportunities import services
+
+    services.note_add(account=account, opportunity=opportunity, author=csm, body="Asked about SSO", at=timezone.now())
+    timeline = reverse("opportunities:timeline", args=[account.pk])
+
+    page = csm_client.get(account.get_absolute_url()).content.decode()
+    entries = csm_client.get(timeline, headers=HTMX).content.decode()
+
+    assert "Asked about SSO" not in page
+    assert f'hx-get="{timeline}" hx-trigger="load" hx-swap="outerHTML"' in page
+    assert f'<a href="{timeline}">Open the timeline</a>' in page
+    assert entries.lstrip().startswith('<div id="timeline-entries">') and "Asked about SSO" in entries
+    assert "<html" not in entries and "hx-get" not in entries
+
+
+def test_the_timeline_without_javascript_is_a_page_with_the_note_form(csm_client, csm, account, opportunity):
+    from opportunities import services
+
+    services.note_add(account=account, opportunity=opportunity, author=csm, body="Asked about SSO", at=timezone.now())
+
+    html = csm_client.get(reverse("opportunities:timeline", args=[account.pk])).content.decode()
+
+    assert "<html" in html and f"<title>Timeline · {account.name}" in html
+    assert "Asked about SSO" in html
+    assert f'action="{reverse("opportunities:note_add", args=[account.pk])}"' in html
+    assert f'<input type="hidden" name="opportunity" value="{opportunity.pk}">' in html
+
+
+def test_the_account_pages_timeline_shows_the_latest_50_and_links_to_the_rest(csm_client, csm, account):
+    from opportunities import services
+
+    start = timezone.now() - dt.timedelta(days=1)
+    for minute in range(51):
+        at = start + dt.timedelta(minutes=minute)
+        services.note_add(account=account, opportunity=None, author=csm, body=f"Note {minute}", at=at)
+    timeline = reverse("opportunities:timeline", args=[account.pk])
+
+    latest = csm_client.get(timeline, headers=HTMX)
+    whole = csm_client.get(timeline)
+
+    assert len(latest.context["timeline"]) == 50 and latest.context["timeline"][0].body == "Note 50"
+    assert "Note 0<" not in latest.content.decode()
+    assert f'<a href="{timeline}">The whole timeline</a>' in latest.content.decode()
+    assert len(whole.context["timeline"]) == 51 and "Note 0<" in whole.content.decode()
+
+
+def test_another_csm_cannot_read_the_timeline(client, other_csm, account, opportunity):
+    client.force_login(other_csm)
+
+    response = client.get(reverse("opportunities:timeline", args=[account.pk]), headers=HTMX)
+
+    assert response.status_code == 404

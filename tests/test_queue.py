@@ -3,13 +3,13 @@
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from opportunities.models import Opportunity, Outcome, Stage
+from tests.caches import empty_caches
 from tests.factories import AccountFactory, OpportunityFactory, plan
 
 QUEUE_URL = reverse("opportunities:queue")
@@ -227,7 +227,7 @@ def test_it_offers_a_manager_the_owner_filter(manager_client, csm, other_csm):
 
 def _queue_queries(client) -> int:
     # The filter bar's choices are cached: count from an empty cache each time, so both counts include them.
-    cache.clear()
+    empty_caches()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(QUEUE_URL)
     assert response.status_code == 200

@@ -83,7 +83,7 @@ def test_the_account_page_offers_managers_the_move_and_records_it_in_the_timelin
 
     client.post(URL, {"accounts": [account.pk], "to": other_csm.pk, "next": account.get_absolute_url()})
 
-    timeline = client.get(account.get_absolute_url()).context["timeline"]
+    timeline = client.get(reverse("opportunities:timeline", args=[account.pk])).context["timeline"]
     change = next(entry for entry in timeline if entry.kind == "owner")
     assert (change.title, change.body, change.actor) == ("Owner changed", "From Casey Moreno to Olive Park", manager)
 

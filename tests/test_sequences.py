@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account, Contact, EmailOptOut, Notification, NotificationSetting, Task
@@ -667,7 +668,7 @@ def test_the_account_page_timeline_shows_the_steps_outcomes(csm_client, acme):
     Contact.objects.filter(account=acme).delete()
     steps_deliver_due(at=AT)
 
-    response = csm_client.get(acme.get_absolute_url())
+    response = csm_client.get(reverse("opportunities:timeline", args=[acme.pk]), headers={"HX-Request": "true"})
 
     page = response.content.decode()
     assert "“Seats upgrade” step 1, email: skipped" in page

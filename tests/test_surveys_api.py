@@ -204,7 +204,7 @@ def test_an_answer_is_stored_shown_in_the_timeline_and_summed_up_on_the_surveys_
     assert Notification.objects.get(recipient=near_limit.owner).kind == Notification.Kind.FEEDBACK
 
     client.force_login(manager)
-    page = client.get(reverse("accounts:detail", args=[near_limit.pk])).content.decode()
+    page = client.get(reverse("opportunities:timeline", args=[near_limit.pk])).content.decode()
     assert "Survey answered: What comes next? by u-1" in page
     assert "What will you need most next quarter? — More seats" in page
     summary = client.get(reverse("insights:surveys")).content.decode()

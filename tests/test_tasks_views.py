@@ -4,7 +4,6 @@ account page, and the queue's "tasks due" badge."""
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -12,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Task
 from accounts.work_services import task_complete, task_create
+from tests.caches import empty_caches
 from tests.factories import AccountFactory, OpportunityFactory
 
 LIST_URL = reverse("tasks:list")
@@ -115,7 +115,7 @@ def test_it_answers_htmx_with_the_board_alone(manager_client, account):
 
 
 def _list_queries(client) -> int:
-    cache.clear()
+    empty_caches()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(LIST_URL).status_code == 200
     return len(queries)
@@ -309,7 +309,7 @@ def test_it_puts_tasks_in_the_account_timeline(csm_client, csm, account):
     task = a_task(account, title="Call the CFO")
     task_complete(task=task, by=csm, at=timezone.now())
 
-    html = csm_client.get(account.get_absolute_url()).content.decode()
+    html = csm_client.get(reverse("opportunities:timeline", args=[account.pk])).content.decode()
 
     assert "Task: Call the CFO" in html and "Task done: Call the CFO" in html
 

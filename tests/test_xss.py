@@ -179,6 +179,12 @@ class World:
         assert response.status_code == status, (url, response.status_code)
         return response.content.decode()
 
+    def account_page(self, client: Client, account: Account) -> str:
+        """The account page as the browser shows it: the page, then the timeline htmx loads into it."""
+        page = self.get(client, account.get_absolute_url())
+        assert reverse("opportunities:timeline", args=[account.pk]) in page
+        return page + self.get(client, reverse("opportunities:timeline", args=[account.pk]), htmx=True)
+
     def post(self, client: Client, url: str, data: dict, *, htmx: bool = False, status: int | None = None):
         response = client.post(url, data, headers=HTMX if htmx else {})
         assert response.status_code < 500, (url, response.status_code)
@@ -234,7 +240,7 @@ def account_pages(w: World, accounts: list[Account], payloads: list[str], *, on_
     yield Shown("account list", w.get(w.as_manager, reverse("accounts:list")), rows + filters)
     yield Shown("account list (htmx)", w.get(w.as_manager, reverse("accounts:list"), htmx=True), rows)
     for account, payload in zip(accounts, payloads, strict=True):
-        yield Shown(f"account page {payload!r}", w.get(w.as_csm, account.get_absolute_url()), [payload])
+        yield Shown(f"account page {payload!r}", w.account_page(w.as_csm, account), [payload])
 
 
 def book_pages(w: World, payloads: list[str], *, on_list: str) -> Iterator[Shown]:
@@ -348,7 +354,7 @@ def notes(w: World) -> Iterator[Shown]:
         url = reverse("opportunities:note_add", args=[opportunity.account_id])
         response = w.post(w.as_csm, url, {"body": payload, "opportunity": opportunity.pk}, htmx=True, status=200)
         yield Shown("note (htmx answer)", response.content.decode(), [payload])
-        yield Shown("account page with the note", w.get(w.as_csm, opportunity.account.get_absolute_url()), [payload])
+        yield Shown("account page with the note", w.account_page(w.as_csm, opportunity.account), [payload])
 
 
 def qualification(w: World) -> Iterator[Shown]:
@@ -360,7 +366,7 @@ def qualification(w: World) -> Iterator[Shown]:
             w.as_csm, reverse("opportunities:qualify", args=[opportunity.pk]), data, htmx=True, status=200
         )
         yield Shown("qualify (htmx answer)", response.content.decode(), [payload])
-        yield Shown("account page, qualify", w.get(w.as_csm, opportunity.account.get_absolute_url()), [payload])
+        yield Shown("account page, qualify", w.account_page(w.as_csm, opportunity.account), [payload])
 
 
 def value_proposition(w: World) -> Iterator[Shown]:
@@ -379,7 +385,7 @@ def value_proposition(w: World) -> Iterator[Shown]:
             w.as_csm, reverse("opportunities:present", args=[opportunity.pk]), data, htmx=True, status=200
         )
         yield Shown("present (htmx answer)", response.content.decode(), [payload])
-        yield Shown("account page, present", w.get(w.as_csm, opportunity.account.get_absolute_url()), [payload])
+        yield Shown("account page, present", w.account_page(w.as_csm, opportunity.account), [payload])
 
 
 def email(w: World) -> Iterator[Shown]:
@@ -391,7 +397,7 @@ def email(w: World) -> Iterator[Shown]:
         yield Shown("email preview (htmx answer)", preview.content.decode(), [payload])
         sent = w.post(w.as_csm, url, {**data, "action": "send"}, htmx=True, status=200)
         yield Shown("email sent (htmx answer)", sent.content.decode(), [])
-        yield Shown("account page, email sent", w.get(w.as_csm, opportunity.account.get_absolute_url()), [payload])
+        yield Shown("account page, email sent", w.account_page(w.as_csm, opportunity.account), [payload])
 
 
 def merge_values(w: World) -> Iterator[Shown]:
@@ -401,7 +407,7 @@ def merge_values(w: World) -> Iterator[Shown]:
         OpportunityFactory(
             account=account, stage=Stage.PRESENT, target_plan=plan("Pro"), roi_inputs={"value_proposition": payload}
         )
-        page = w.get(w.as_csm, account.get_absolute_url())
+        page = w.account_page(w.as_csm, account)
         yield Shown("account page, email draft", page, [f"{payload}: room to grow on Pro", f"\n{payload}\n"])
 
 
@@ -412,7 +418,7 @@ def lost_detail(w: World) -> Iterator[Shown]:
         data = {"version": opportunity.version, "outcome": "lost", "lost_reason": reason.pk, "lost_detail": payload}
         response = w.post(w.as_csm, reverse("opportunities:close", args=[opportunity.pk]), data, htmx=True, status=200)
         yield Shown("close as lost (htmx answer)", response.content.decode(), [payload])
-        yield Shown("account page, lost", w.get(w.as_csm, opportunity.account.get_absolute_url()), [payload])
+        yield Shown("account page, lost", w.account_page(w.as_csm, opportunity.account), [payload])
 
 
 def score_reasons(w: World) -> Iterator[Shown]:
@@ -470,13 +476,13 @@ def lost_reasons(w: World) -> Iterator[Shown]:
         )
     yield Shown("lost reasons", w.get(w.as_admin, reverse("settings:lost_reasons")), CORPUS)
     opportunity = w.opportunity()
-    yield Shown("account page, close form", w.get(w.as_csm, opportunity.account.get_absolute_url()), CORPUS)
+    yield Shown("account page, close form", w.account_page(w.as_csm, opportunity.account), CORPUS)
     for reason in LostReason.objects.filter(key__startswith="xss-"):
         lost = w.opportunity()
         Opportunity.objects.filter(pk=lost.pk).update(
             outcome=Outcome.LOST, lost_reason=reason, closed_at=timezone.now(), stage=Stage.PRESENT
         )
-        yield Shown("account page, lost", w.get(w.as_csm, lost.account.get_absolute_url()), [reason.label])
+        yield Shown("account page, lost", w.account_page(w.as_csm, lost.account), [reason.label])
     yield Shown("pipeline, lost reasons", w.get(w.as_manager, reverse("pipeline:page")), CORPUS)
     yield from settings_pages(w, CORPUS)
 
@@ -503,12 +509,12 @@ def plans(w: World) -> Iterator[Shown]:
     for p in created:
         yield Shown(f"plan {p.name!r}", w.get(w.as_admin, reverse("settings:plan_edit", args=[p.pk])), [p.name])
         account = w.book_account(plan=p)
-        yield Shown(f"account on {p.name!r}", w.get(w.as_csm, account.get_absolute_url()), [p.name])
+        yield Shown(f"account on {p.name!r}", w.account_page(w.as_csm, account), [p.name])
     yield Shown("admin home", w.get(w.as_admin, reverse("home")), CORPUS)
     yield Shown("pipeline, by plan", w.get(w.as_manager, reverse("pipeline:page")), CORPUS)
     yield Shown("account list", w.get(w.as_manager, reverse("accounts:list")), CORPUS)
     opportunity = w.opportunity(stage=Stage.PRESENT)
-    yield Shown("account page, target plans", w.get(w.as_csm, opportunity.account.get_absolute_url()), CORPUS)
+    yield Shown("account page, target plans", w.account_page(w.as_csm, opportunity.account), CORPUS)
     yield from settings_pages(w, CORPUS)
 
 
@@ -534,7 +540,7 @@ def metrics(w: World) -> Iterator[Shown]:
                 captured_on=w.today - dt.timedelta(days=days_ago),
             )
     yield Shown("metrics", w.get(w.as_admin, reverse("settings:metrics")), CORPUS)
-    page = w.get(w.as_csm, account.get_absolute_url())
+    page = w.account_page(w.as_csm, account)
     yield Shown("account page, usage", page, CORPUS)
     yield Shown("account page, usage chart data", page, CORPUS, in_json=True)
     # json_script writes the markup of a payload as escapes, so `</script>` cannot close the data's element.
@@ -622,7 +628,7 @@ def plays(w: World) -> Iterator[Shown]:
         # The CSM's email draft starts from the play's templates, merged for the account.
         opportunity = w.opportunity(stage=Stage.PRESENT, target_plan=plan("Pro"), play=play)
         shown = [] if play.email_subject.startswith("Hi ") else [play.email_subject]
-        yield Shown(f"account page, play {play.name!r}", w.get(w.as_csm, opportunity.account.get_absolute_url()), shown)
+        yield Shown(f"account page, play {play.name!r}", w.account_page(w.as_csm, opportunity.account), shown)
     yield Shown("new experiment", w.get(w.as_admin, reverse("settings:experiment_create")), [p.name for p in created])
     yield from settings_pages(w, [])
 
@@ -692,7 +698,7 @@ def segment(w: World) -> Iterator[Shown]:
     yield from account_pages(w, accounts, CORPUS, on_list="name")
     for account, payload in zip(accounts, CORPUS, strict=True):
         texts = [f"{payload} (industry)", f"{payload} (feature)"]
-        yield Shown("account page, industry and locked features", w.get(w.as_csm, account.get_absolute_url()), texts)
+        yield Shown("account page, industry and locked features", w.account_page(w.as_csm, account), texts)
 
 
 # --- The newest features: tasks, sequence steps, surveys, contacts, collaborators -----------------------------
@@ -717,7 +723,7 @@ def tasks(w: World) -> Iterator[Shown]:
     yield Shown("task list", w.get(w.as_csm, reverse("tasks:list")), CORPUS + details)
     yield Shown("task list (htmx)", w.get(w.as_csm, reverse("tasks:list"), htmx=True), CORPUS + details)
     yield Shown("task list, manager", w.get(w.as_manager, reverse("tasks:list")), CORPUS)
-    yield Shown("account page, tasks panel and timeline", w.get(w.as_csm, account.get_absolute_url()), CORPUS + details)
+    yield Shown("account page, tasks panel and timeline", w.account_page(w.as_csm, account), CORPUS + details)
 
     assert tasks_due_notify(on=w.today, at=timezone.now()) == len(CORPUS)
     due = [f"Due today: {p} (Acme Analytics)" for p in CORPUS]
@@ -738,7 +744,7 @@ def tasks(w: World) -> Iterator[Shown]:
         complete = reverse("tasks:complete", args=[task.pk])
         done = w.post(w.as_csm, complete, {"from": "panel"}, htmx=True, status=200)
         yield Shown("task completed (htmx answer)", done.content.decode(), [task.title])
-    yield Shown("account page, tasks done", w.get(w.as_csm, account.get_absolute_url()), CORPUS)
+    yield Shown("account page, tasks done", w.account_page(w.as_csm, account), CORPUS)
 
 
 def sequence_steps(w: World) -> Iterator[Shown]:
@@ -782,7 +788,7 @@ def sequence_steps(w: World) -> Iterator[Shown]:
         run = StepRun.objects.get(account=account)
         assert run.status == StepRun.Status.SENT, run.detail
         sent = f"Sent to bea{index}@acme.example: {payload}"
-        yield Shown("account page, step sent", w.get(w.as_csm, account.get_absolute_url()), [sent])
+        yield Shown("account page, step sent", w.account_page(w.as_csm, account), [sent])
 
 
 def offered_survey(w: World, account: Account) -> int:
@@ -852,7 +858,7 @@ def survey_answers(w: World) -> Iterator[Shown]:
             headers={"Authorization": f"Bearer {w.token}"},
         )
         assert response.status_code == 201, response.content
-        yield Shown("account page, survey answered", w.get(w.as_csm, account.get_absolute_url()), [payload])
+        yield Shown("account page, survey answered", w.account_page(w.as_csm, account), [payload])
 
         churned = w.book_account()
         request = FeedbackRequest.objects.create(survey=churn, account=churned, created_at=timezone.now())
@@ -868,7 +874,7 @@ def survey_answers(w: World) -> Iterator[Shown]:
         answered = customer.post(link, data)
         assert answered.status_code == 303, answered.content.decode()[:2000]
         yield Shown("public survey, thanks", w.get(customer, link), [])
-        yield Shown("account page, feedback", w.get(w.as_csm, churned.get_absolute_url()), [f"{payload} (public)"])
+        yield Shown("account page, feedback", w.account_page(w.as_csm, churned), [f"{payload} (public)"])
     public = [f"{p} (public)" for p in CORPUS]
     yield from insights_surveys(w, CORPUS + public, chart=["More seats", "Basic"], csv_cells=CORPUS + public)
 
@@ -905,7 +911,7 @@ def survey_questions(w: World) -> Iterator[Shown]:
         }
         answered = customer.post(link, data)
         assert answered.status_code == 303, answered.content.decode()[:2000]
-        yield Shown("account page, feedback", w.get(w.as_csm, account.get_absolute_url()), [payload])
+        yield Shown("account page, feedback", w.account_page(w.as_csm, account), [payload])
     yield Shown("surveys", w.get(w.as_admin, reverse("settings:surveys")), [])
     choices = [f"{p} (choice)" for p in CORPUS]
     opens = [f"{p} (open)" for p in CORPUS]
@@ -949,7 +955,7 @@ def contacts(w: World) -> Iterator[Shown]:
     for account, address in accounts:
         run = StepRun.objects.get(account=account)
         assert run.status == StepRun.Status.SENT, run.detail
-        yield Shown("account page, sent to", w.get(w.as_csm, account.get_absolute_url()), [f"Sent to {address}: Room"])
+        yield Shown("account page, sent to", w.account_page(w.as_csm, account), [f"Sent to {address}: Room"])
 
 
 def collaborators(w: World) -> Iterator[Shown]:
@@ -969,11 +975,9 @@ def collaborators(w: World) -> Iterator[Shown]:
         url = reverse("opportunities:collaborator_add", args=[opportunity.pk])
         added = w.post(as_owner, url, {"user": sales.pk, "version": opportunity.version}, htmx=True, status=200)
         yield Shown("collaborator added (htmx answer)", added.content.decode(), [f"{payload} Roe"])
-        page = w.get(as_owner, opportunity.account.get_absolute_url())
+        page = w.account_page(as_owner, opportunity.account)
         yield Shown("account page, collaborators", page, [f"{payload} Roe"])
-        yield Shown(
-            "account page, manager", w.get(w.as_manager, opportunity.account.get_absolute_url()), [f"{payload} Roe"]
-        )
+        yield Shown("account page, manager", w.account_page(w.as_manager, opportunity.account), [f"{payload} Roe"])
         yield Shown("account executive's queue", w.get(as_sales, reverse("opportunities:queue")), [f"Company {index}"])
         title = f"{payload} Doe added you to the opportunity on Company {index}"
         yield Shown("notification centre", w.get(as_sales, reverse("notifications:list")), [title])
@@ -1092,7 +1096,7 @@ def long_note(w: World) -> Iterator[Shown]:
     url = reverse("opportunities:note_add", args=[opportunity.account_id])
     w.post(w.as_csm, url, {"body": LONG, "opportunity": opportunity.pk}, htmx=True)
     assert not opportunity.account.notes.exists()
-    yield Shown("account page", w.get(w.as_csm, opportunity.account.get_absolute_url()), [])
+    yield Shown("account page", w.account_page(w.as_csm, opportunity.account), [])
 
 
 def long_qualification(w: World) -> Iterator[Shown]:
@@ -1110,7 +1114,7 @@ def long_lost_detail(w: World) -> Iterator[Shown]:
     reason = LostReason.objects.filter(active=True).first()
     data = {"version": opportunity.version, "outcome": "lost", "lost_reason": reason.pk, "lost_detail": LONG}
     w.post(w.as_csm, reverse("opportunities:close", args=[opportunity.pk]), data, htmx=True, status=200)
-    yield Shown("account page", w.get(w.as_csm, opportunity.account.get_absolute_url()), [LONG])
+    yield Shown("account page", w.account_page(w.as_csm, opportunity.account), [LONG])
 
 
 def long_play_name(w: World) -> Iterator[Shown]:
@@ -1138,7 +1142,7 @@ def long_segment_traits(w: World) -> Iterator[Shown]:
     # Traits longer than the columns are cut to fit rather than refused: Segment cannot correct a call.
     assert (account.name, account.industry) == (LONG[:200], LONG[:60])
     Account.objects.filter(pk=account.pk).update(owner=w.csm)
-    yield Shown("account page", w.get(w.as_csm, account.get_absolute_url()), [LONG[:200]])
+    yield Shown("account page", w.account_page(w.as_csm, account), [LONG[:200]])
 
 
 LONG_STRINGS = [

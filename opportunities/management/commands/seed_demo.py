@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts import reference
 from opportunities.demo import DEMO_USERS, DemoDataError, demo_data_exists, demo_data_reset, demo_data_seed
 
 
@@ -60,6 +61,9 @@ class Command(BaseCommand):
             summary = demo_data_seed(seed=seed, as_of=as_of, accounts=accounts, log=self._progress)
         except DemoDataError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            # The demo writes plays and steps in bulk, which sends no signal: drop the cached reference data.
+            reference.invalidate()
         elapsed = time.monotonic() - started
 
         write = self.stdout.write
