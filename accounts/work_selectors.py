@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Notification, NotificationSetting, Task
 from accounts.roles import is_manager_or_admin
@@ -146,19 +145,6 @@ def account_tasks(*, account_id: int, today: dt.date, limit: int = ACCOUNT_PANEL
         .order_by("-status", "due_on", "pk")[:limit]
     )
     return task_rows(tasks, today=today)
-
-
-def tasks_due_count(*, account: OuterRef, today: dt.date) -> Subquery:
-    """The open tasks due today or earlier on `account` (an outer reference), as a subquery: a queue row
-    reads its badge in the query that reads the row."""
-    due = (
-        Task.objects.filter(account_id=account, status=Task.Status.OPEN, due_on__lte=today)
-        .order_by()
-        .values("account_id")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return Coalesce(Subquery(due, output_field=IntegerField()), 0)
 
 
 def tasks_due_counts(*, account_ids: list[int], today: dt.date) -> dict[int, int]:

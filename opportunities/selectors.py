@@ -32,7 +32,7 @@ from accounts.models import (
     PlanLimit,
 )
 from accounts.roles import is_manager_or_admin
-from accounts.work_selectors import task_timeline, tasks_due_count
+from accounts.work_selectors import task_timeline, tasks_due_counts
 from opportunities.models import (
     STAGE_ORDER,
     AccountScore,
@@ -116,19 +116,23 @@ def queue_rows(
 ) -> list[dict]:
     """The queue rows of the opportunities `ids`, in that order, as dicts of QUEUE_ROW_VALUES, `top_reason`,
     `tasks_due` (open tasks due by `today` on the account), `shared` (whether `shared_with` collaborates on
-    it; False without one) and the owner's names `with_owner`: one query by primary key, with the account
-    and plan joined."""
+    it; False without one) and the owner's names `with_owner`: by primary key, with the account and plan
+    joined, in two queries.
+
+    The collaboration mark is a subquery of the first; the tasks due are a query of their own, which cost
+    less than a correlated count per row."""
     fields = QUEUE_ROW_VALUES + (QUEUE_ROW_OWNER_VALUES if with_owner else ())
-    extra = {
-        # The top reason's text only (Opportunity.top_reason), not the whole explanation.
-        "top_reason": KT("reasons__0__text"),
-        "tasks_due": tasks_due_count(account=OuterRef("account_id"), today=today),
-    }
+    # The top reason's text only (Opportunity.top_reason), not the whole explanation.
+    extra = {"top_reason": KT("reasons__0__text")}
     if shared_with is not None:
         extra["shared"] = Exists(Collaborator.objects.filter(user=shared_with, opportunity=OuterRef("pk")))
     rows = Opportunity.objects.filter(pk__in=ids).values(*fields, **extra)
     by_id = {row["pk"]: row for row in rows}
-    return [by_id[pk] for pk in ids if pk in by_id]
+    ordered = [by_id[pk] for pk in ids if pk in by_id]
+    tasks_due = tasks_due_counts(account_ids=[row["account_id"] for row in ordered], today=today)
+    for row in ordered:
+        row["tasks_due"] = tasks_due.get(row["account_id"], 0)
+    return ordered
 
 
 def queue_page(
