@@ -1,15 +1,17 @@
 """Benchmark: the queue and the account page against two baselines, served by gunicorn, same run, same load.
 
-    .venv/bin/python bench/pages.py [--accounts 20000] [--concurrency 8] [--seconds 15] [--warmup 3]
+    .venv/bin/python bench/pages.py [--accounts 20000] [--concurrency 8] [--seconds 15] [--warmup 1] [--rounds 3]
 
 Seeds the demo (`manage.py seed_demo`, pipeline included) into a PostgreSQL database of its own, once: later
 runs reuse it while the account count matches. Starts gunicorn (2 sync workers, persistent database
-connections, DEBUG off) on 127.0.0.1 with bench/pages_settings.py, logs in as csm1 through the login form and
-loads, one after the other, at the same concurrency over keep-alive connections:
-  - bare    : /bench/bare/, a view returning a short string;
-  - rows    : /bench/rows/, the queue's first 50 rows from one indexed query in a plain template, no layout;
-  - queue   : /queue/, 50 rows a page (the bench raises the page size to the goal's 50 rows);
-  - account : /accounts/<pk>/, an account of csm1's with an open opportunity.
+connections with prepared statements, Redis as the cache, DEBUG off) on 127.0.0.1 with
+bench/pages_settings.py, logs in as csm1 through the login form and loads each endpoint in turn (three turns
+each, see --rounds), at the same concurrency over keep-alive connections:
+  - bare     : /bench/bare/, a view returning a short string;
+  - rows     : /bench/rows/, the queue's first 50 rows from one indexed query in a plain template, no layout;
+  - queue    : /queue/, 50 rows a page (the bench raises the page size to the goal's 50 rows);
+  - account  : /accounts/<pk>/, an account of csm1's with an open opportunity;
+  - timeline : /accounts/<pk>/timeline/ as htmx asks for it, the entries the account page loads after itself.
 Every endpoint sits behind the same middleware and session. Prints requests/s, p50 and p95 of each, the
 ratios, the requests that did not answer 200, and whether the goals hold.
 """
@@ -45,12 +47,24 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8, help="Clients, each on its own connection.")
-    parser.add_argument("--seconds", type=float, default=15, help="Measured seconds per endpoint.")
-    parser.add_argument("--warmup", type=float, default=3, help="Unmeasured seconds per endpoint first.")
+    parser.add_argument("--seconds", type=float, default=15, help="Measured seconds per endpoint, over all rounds.")
+    parser.add_argument("--warmup", type=float, default=1, help="Unmeasured seconds before each endpoint's turn.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="The endpoints take turns this many times, so that a slower minute of the machine weighs on all of "
+        "them alike rather than on whichever endpoint it fell on.",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers.")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/upsell_bench_pages"),
+    )
+    parser.add_argument(
+        "--cache-url",
+        default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
+        help="The Redis database the app caches in, as in production; the bench empties it first.",
     )
     return parser.parse_args()
 
@@ -64,10 +78,11 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def server_env(database_url: str) -> dict:
+def server_env(database_url: str, cache_url: str) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": database_url,
+        "CACHE_URL": cache_url,
         "DJANGO_SETTINGS_MODULE": SETTINGS,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
@@ -167,9 +182,17 @@ def log_in(port: int) -> str:
     return f"csrftoken={csrf_cookie}; sessionid={cookies['sessionid']}"
 
 
+# Requests whose path ends with this are sent as htmx sends them.
+HTMX_PATHS = ("/timeline/",)
+
+
+def headers_for(path: str, cookie: str) -> dict:
+    return {"Cookie": cookie, **({"HX-Request": "true"} if path.endswith(HTMX_PATHS) else {})}
+
+
 def get(port: int, path: str, cookie: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path, headers={"Cookie": cookie})
+    conn.request("GET", path, headers=headers_for(path, cookie))
     response = conn.getresponse()
     body = response.read().decode()
     conn.close()
@@ -181,7 +204,7 @@ def client(port: int, path: str, cookie: str, start: float, measure_from: float,
 
     Clients are processes, not threads, so that the load generator's GIL caps no endpoint's rate.
     """
-    headers = {"Cookie": cookie}
+    headers = headers_for(path, cookie)
     latencies: list[float] = []
     errors: list[str] = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -209,14 +232,19 @@ def client(port: int, path: str, cookie: str, start: float, measure_from: float,
     return latencies, errors
 
 
-def load(port: int, path: str, cookie: str, *, concurrency: int, warmup: float, seconds: float) -> dict:
+def load(port: int, path: str, cookie: str, *, concurrency: int, warmup: float, seconds: float) -> tuple[list, list]:
+    """One turn of one endpoint: the latencies measured, and the failures."""
     start = time.time() + 1.0  # every client process is up before the clock starts
     measure_from = start + warmup
     stop = measure_from + seconds
     with multiprocessing.get_context("spawn").Pool(concurrency) as pool:
         results = pool.starmap(client, [(port, path, cookie, start, measure_from, stop)] * concurrency)
-    latencies = sorted(latency for part, _ in results for latency in part)
-    errors = [error for _, part in results for error in part]
+    return [latency for part, _ in results for latency in part], [error for _, part in results for error in part]
+
+
+def summary(turns: list[tuple[list, list]], *, seconds: float) -> dict:
+    latencies = sorted(latency for part, _ in turns for latency in part)
+    errors = [error for _, part in turns for error in part]
     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
         "requests": len(latencies),
@@ -231,8 +259,11 @@ def main() -> None:
     args = parse_args()
     started = time.monotonic()
     ensure_database(args.database_url)
-    env = server_env(args.database_url)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")})
+    env = server_env(args.database_url, args.cache_url)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")})
+    import redis
+
+    redis.Redis.from_url(args.cache_url).flushdb()
     manage(env, "migrate", "--no-input")
     import django
 
@@ -250,6 +281,7 @@ def main() -> None:
         ("rows", "/bench/rows/"),
         ("queue", "/queue/"),
         ("account", f"/accounts/{account_id}/"),
+        ("timeline", f"/accounts/{account_id}/timeline/"),
     ]
     port = free_port()
     server = subprocess.Popen(
@@ -270,10 +302,19 @@ def main() -> None:
                 rows_shown = body.count('class="bench-row"')
             elif name == "queue":
                 queue_shown = len(re.findall(r'<tr id="queue-row-\d+"', body))
-        for name, path in endpoints:
-            results[name] = load(
-                port, path, cookie, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds
-            )
+        turns: dict[str, list] = {name: [] for name, _path in endpoints}
+        for _round in range(args.rounds):
+            for name, path in endpoints:
+                turn = load(
+                    port,
+                    path,
+                    cookie,
+                    concurrency=args.concurrency,
+                    warmup=args.warmup,
+                    seconds=args.seconds / args.rounds,
+                )
+                turns[name].append(turn)
+        results = {name: summary(taken, seconds=args.seconds) for name, taken in turns.items()}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -286,25 +327,30 @@ def main() -> None:
     print(
         f"accounts: {args.accounts:,}   user: {USERNAME} ({open_count:,} open opportunities)   "
         f"gunicorn: {args.workers} sync workers   concurrency: {args.concurrency}   "
-        f"{args.seconds:g} s per endpoint after {args.warmup:g} s warm-up"
+        f"{args.seconds:g} s per endpoint in {args.rounds} turns, each after {args.warmup:g} s warm-up"
     )
     print(
         f"rows shown: bench/rows {rows_shown}, queue {queue_shown} "
         f"(the queue's page size is {QUEUE_PER_PAGE}; bench/pages_urls.py raises it to {QUEUE_ROWS})"
     )
-    print(f"{'endpoint':<34} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'not 200':>8}")
+    print(f"{'endpoint':<38} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'not 200':>8}")
     for name, path in endpoints:
         r = results[name]
-        label = f"{name:<8} {path}"
+        label = f"{name:<9}{path}"
         print(
-            f"{label:<34} {r['requests']:>9,} {r['rate']:>9,.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} "
+            f"{label:<38} {r['requests']:>9,} {r['rate']:>9,.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} "
             f"{len(r['errors']):>8}"
         )
     bare, rows, queue, account = (results[name] for name in ("bare", "rows", "queue", "account"))
+    timeline = results["timeline"]
     print()
     print(f"ratio queue / bare 50-row page req/s: {queue['rate'] / rows['rate']:.0%}")
     print(f"ratio account / bare 50-row page req/s: {account['rate'] / rows['rate']:.0%}")
     print(f"ratio bare 50-row page / bare view req/s: {rows['rate'] / bare['rate']:.0%}")
+    both = 1 / (1 / account["rate"] + 1 / timeline["rate"])
+    print(
+        f"account page and its timeline together: {both:.1f} pairs/s, {both / rows['rate']:.0%} of the bare 50-row page"
+    )
     print()
     goals = [
         ("queue req/s >= 50% of the bare 50-row page's", queue["rate"] >= 0.5 * rows["rate"]),
