@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Extra arguments for the benchmark, e.g. `make bench BENCH_ARGS="--accounts 5000"`.
 BENCH_ARGS ?=
 
-.PHONY: help run test lint audit migrations-check lock bench bench-metrics bench-insights chromium clean
+.PHONY: help run test lint audit migrations-check lock bench bench-metrics bench-insights bench-pages chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench-metrics: $(STAMP) ## Time the revenue metrics against one SQL statement (P
 
 bench-insights: $(STAMP) ## Time "what precedes upgrades" against one scan of the events (PostgreSQL: BENCH_INSIGHTS_DATABASE_URL)
 	@$(PY) bench/insights.py $(BENCH_ARGS)
+
+bench-pages: $(STAMP) ## Serve the queue and the account page with gunicorn against two bare baselines (PostgreSQL + Redis)
+	@$(PY) bench/pages.py $(BENCH_ARGS)
 
 chromium: # Browser tests drive Debian's Chromium; install it when we can
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi
