@@ -313,15 +313,20 @@ def plan_catalogue() -> dict:
     return {"plans": plans, "limit_rows": limit_rows, "feature_rows": feature_rows}
 
 
-def csm_choices() -> list:
-    """Active CSMs, by name: who may own accounts (the reassign menus)."""
+def users_in_role(role: Role) -> list:
+    """Active users of `role`, by name (reference data): the choices of the assign and add-a-colleague menus."""
     return reference.cached(
-        "csm-choices",
+        f"users-in-role:{role.value}",
         lambda: list(
             get_user_model()
-            .objects.filter(groups__name=Role.CSM, is_active=True)
+            .objects.filter(groups__name=role, is_active=True)
             .distinct()
             .order_by("first_name", "last_name", "username")
             .only("pk", "first_name", "last_name", "username")
         ),
     )
+
+
+def csm_choices() -> list:
+    """Active CSMs, by name: who may own accounts (the reassign menus)."""
+    return users_in_role(Role.CSM)

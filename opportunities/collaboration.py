@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from accounts import reference
+from accounts import selectors as account_selectors
 from accounts.models import Notification
 from accounts.roles import Role, is_manager_or_admin
 from accounts.work_services import notify
@@ -64,15 +64,7 @@ def collaborator_candidates(*, opportunity: Opportunity) -> QuerySet:
 
 def sales_users() -> list:
     """Active members of the Sales group, by name (reference data): whom a CSM may bring onto an opportunity."""
-    return reference.cached(
-        "sales-users",
-        lambda: list(
-            get_user_model()
-            .objects.filter(groups__name=Role.SALES, is_active=True)
-            .distinct()
-            .order_by("first_name", "last_name", "username")
-        ),
-    )
+    return account_selectors.users_in_role(Role.SALES)
 
 
 def opportunity_collaborators(*, opportunity: Opportunity) -> list[Collaborator]:
