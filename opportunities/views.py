@@ -428,6 +428,7 @@ def account_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         open_ones = [o for o in account.opportunities.all() if o.is_open]
         context["opportunity"] = open_ones[0] if len(open_ones) == 1 else None
+        context["nav_section"] = "accounts"  # an account's page, wherever its URL lives
         response = render(request, "accounts/timeline.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response

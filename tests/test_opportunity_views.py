@@ -275,6 +275,7 @@ def test_the_timeline_without_javascript_is_a_page_with_the_note_form(csm_client
     html = csm_client.get(reverse("opportunities:timeline", args=[account.pk])).content.decode()
 
     assert "<html" in html and f"<title>Timeline · {account.name}" in html
+    assert '<a href="/accounts/" aria-current="page">Accounts</a>' in html
     assert "Asked about SSO" in html
     assert f'action="{reverse("opportunities:note_add", args=[account.pk])}"' in html
     assert f'<input type="hidden" name="opportunity" value="{opportunity.pk}">' in html

@@ -60,7 +60,7 @@ def test_it_takes_a_csm_from_the_queue_to_a_won_upgrade(page, live_server, demo,
     expect(page.locator("[data-usage-chart] svg.main-svg").first).to_be_visible(timeout=CHART_TIMEOUT_MS)
     # The timeline comes in after the page: its loading line gives way to the entries.
     expect(page.locator("#timeline-entries .timeline__item").first).to_be_visible()
-    expect(page.locator("#timeline-entries[aria-busy]")).to_have_count(0)
+    expect(page.locator("#timeline-entries .timeline__loading")).to_have_count(0)
     opportunity = Opportunity.objects.get(account__name=name, outcome=Outcome.OPEN)
     account = opportunity.account
 
