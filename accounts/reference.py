@@ -61,6 +61,11 @@ def _generation() -> str:
     return generation
 
 
+def generation() -> str:
+    """The reference data's current generation: part of the key of anything cached that shows it."""
+    return _generation()
+
+
 def cached[T](name: str, read: Callable[[], T]) -> T:
     """`read()`'s value, served from memory or the cache as long as no watched table has changed since it was
     read. Callers share the value and must not change it."""

@@ -77,11 +77,14 @@ def opportunity_collaborators(*, opportunity: Opportunity) -> list[Collaborator]
 
 
 def collaboration_panel(*, opportunity: Opportunity, user: AbstractBaseUser) -> dict:
-    """What templates/opportunities/collaborators.html shows on the opportunity panel, in one query: the
+    """What templates/opportunities/collaborators.html shows on the opportunity panel, in one query at most: the
     collaborators, and whether `user` may change the team (they may, and it can still change)."""
     may_manage = may_manage_collaborators(user=user, opportunity=opportunity)
+    # An opportunity read with `has_collaborators` (opportunities.selectors.account_page) that has none
+    # needs no query.
+    none = getattr(opportunity, "has_collaborators", True) is False
     return {
-        "collaborators": opportunity_collaborators(opportunity=opportunity),
+        "collaborators": [] if none else opportunity_collaborators(opportunity=opportunity),
         "may_manage_collaborators": may_manage and opportunity.outcome in TEAM_OUTCOMES,
     }
 

@@ -231,9 +231,10 @@ def account_page(*, user) -> QuerySet[Account]:
         .prefetch_related(
             Prefetch(
                 "opportunities",
-                queryset=Opportunity.objects.select_related(
-                    "target_plan", "trial_plan", "owner", "lost_reason", "play"
-                ).order_by(
+                queryset=Opportunity.objects.select_related("target_plan", "trial_plan", "owner", "lost_reason", "play")
+                # Most opportunities have no collaborators: the panel then skips reading them.
+                .annotate(has_collaborators=Exists(Collaborator.objects.filter(opportunity=OuterRef("pk"))))
+                .order_by(
                     Case(When(outcome=Outcome.OPEN, then=0), default=1, output_field=IntegerField()),
                     "-identified_at",
                     "-pk",
@@ -272,6 +273,10 @@ def _one_to_one(account: Account, name: str):
 
 def account_score(account: Account) -> AccountScore | None:
     return _one_to_one(account, "score")
+
+
+def account_engagement(account: Account) -> AccountEngagement | None:
+    return _one_to_one(account, "engagement")
 
 
 def locked_feature_hits(account: Account, *, since: dt.datetime) -> list[dict]:

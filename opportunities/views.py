@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -19,8 +20,8 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import reference, work_selectors
 from accounts import selectors as account_selectors
-from accounts import work_selectors
 from accounts.roles import Role, is_manager_or_admin, role_of
 from accounts.templatetags.account_format import money
 from accounts.work_forms import TaskForm
@@ -363,27 +364,72 @@ def _offered_trial_days(opportunity: Opportunity) -> int | None:
     return play_content_for(play=play, variant=arm[1] if arm else None).trial_days
 
 
+# How long the account page keeps a section drawn from the last refresh, in seconds: a new refresh changes
+# its key anyway, so this only bounds what an unused key takes in the cache.
+REFRESHED_SECTION_TTL = 24 * 60 * 60
+
+
+def _refreshed_key(name: str, account, stamp: dt.datetime | None, today: dt.date) -> str:
+    moment = stamp.timestamp() if stamp else 0
+    return f"account-page:{name}:{account.pk}:{account.plan_id}:{moment}:{today}:{reference.generation()}"
+
+
+def _usage_section(account, *, today: dt.date) -> str:
+    """The usage section's markup (the figures and the projection charts), kept under the account's last
+    indicator refresh.
+
+    Everything the section shows comes from that refresh: the indicators themselves, and the snapshots that
+    were in when it ran, since new usage, a plan change and the pipeline each refresh the account. Between
+    two refreshes it is the same markup, so it is drawn once per refresh instead of on every view: the
+    snapshot query and the series, and a quarter of the template.
+    """
+    stamp = max((indicator.refreshed_at for indicator in account.indicator_list), default=None)
+    key = _refreshed_key("usage", account, stamp, today)
+    html = cache.get(key)
+    if html is None:
+        metrics = account_selectors.limit_metrics()
+        series = account_selectors.account_usage_series(account, metrics, until=today)
+        context = {
+            "usage": series,
+            "has_usage": any(item.indicator or item.values for item in series),
+            "usage_chart_data": [selectors.usage_chart_data(item) for item in series],
+        }
+        html = render_to_string("accounts/detail.html#usage", context)
+        cache.set(key, html, REFRESHED_SECTION_TTL)
+    return html
+
+
+def _locked_features(account, *, today: dt.date) -> list[dict]:
+    """Locked-feature hits per feature over the LOCKED_FEATURE_DAYS before the last engagement refresh, kept
+    under that refresh, whose totals the engagement section shows beside them."""
+    engagement = selectors.account_engagement(account)
+    stamp = engagement.refreshed_at if engagement else None
+    key = _refreshed_key("locked-features", account, stamp, today)
+    hits = cache.get(key)
+    if hits is None:
+        since = (stamp or timezone.now()) - dt.timedelta(days=LOCKED_FEATURE_DAYS)
+        hits = selectors.locked_feature_hits(account, since=since)
+        cache.set(key, hits, REFRESHED_SECTION_TTL)
+    return hits
+
+
 def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) -> dict:
     metrics = account_selectors.limit_metrics()
-    series = account_selectors.account_usage_series(account, metrics, until=today)
     # A collaborator's panel works the opportunities they were brought onto, not any other of the account's.
     workable = selectors.workable_opportunity_ids(account, user=request.user)
     mine = [o for o in account.opportunity_list if workable is None or o.pk in workable]
     opportunity = _current_opportunity(mine, today=today)
     score = selectors.account_score(account)
     suggested = (opportunity.target_plan if opportunity else None) or (score.target_plan if score else None)
-    since = timezone.now() - dt.timedelta(days=LOCKED_FEATURE_DAYS)
     return {
         "account": account,
-        "usage": series,
-        "has_usage": any(item.indicator or item.values for item in series),
-        "usage_chart_data": [selectors.usage_chart_data(item) for item in series],
+        "usage_html": _usage_section(account, today=today),
         "movements": account.movement_list,
         "mrr_chart_data": account_selectors.mrr_history_chart_data(account.movement_list, until=today),
         "opportunities": account.opportunity_list,
         "score": score,
         "comparison": selectors.plan_comparison(current=account.plan, suggested=suggested, metrics=metrics),
-        "locked_features": selectors.locked_feature_hits(account, since=since),
+        "locked_features": _locked_features(account, today=today),
         "engagement": selectors.engagement_trend(account),
         "locked_feature_days": LOCKED_FEATURE_DAYS,
         # The timeline's entries come in a request of their own (account_timeline below).

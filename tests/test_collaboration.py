@@ -442,3 +442,11 @@ def test_it_seeds_an_account_executive_with_collaborations_to_show(django_user_m
     assert all(c.added_by == c.opportunity.owner for c in on)
     added = OpportunityEvent.objects.filter(kind=OpportunityEvent.Kind.COLLABORATOR_ADDED)
     assert sorted(added.values_list("opportunity_id", flat=True)) == sorted(c.opportunity_id for c in on)
+
+
+def test_the_account_page_reads_no_collaborators_of_an_opportunity_without_any(csm_client, opportunity):
+    with CaptureQueriesContext(connection) as queries:
+        html = csm_client.get(opportunity.account.get_absolute_url()).content.decode()
+
+    reads = [q["sql"] for q in queries if q["sql"].startswith('SELECT "opportunities_collaborator"."id"')]
+    assert reads == [] and "Account executives" in html

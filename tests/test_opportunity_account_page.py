@@ -10,9 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import AccountIndicator
+from accounts.services import account_indicators_refresh
 from opportunities.models import Outcome, Stage
+from tests.caches import empty_caches
 from tests.factories import (
     AccountFactory,
+    EngagementEventFactory,
     MrrMovementFactory,
     OpportunityFactory,
     UsageSnapshotFactory,
@@ -168,6 +171,7 @@ def test_it_says_no_trend_yet_without_a_slope(csm_client, account):
 
 
 def _detail_queries(client, account) -> int:
+    empty_caches()  # counted cold: the reference data and the sections kept per refresh are read each time
     with CaptureQueriesContext(connection) as queries:
         response = client.get(account.get_absolute_url())
     assert response.status_code == 200
@@ -183,7 +187,6 @@ def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account
         account=account, occurred_on=dt.date(2025, 6, 1), kind="new", mrr_before=Decimal(0), mrr_after=Decimal("29.00")
     )
     OpportunityFactory(account=account)
-    _detail_queries(csm_client, account)  # reads the reference data into the cache (accounts/reference.py)
     few = _detail_queries(csm_client, account)
 
     for days_ago in range(1, 60):
@@ -202,3 +205,68 @@ def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account
     many = _detail_queries(csm_client, account)
 
     assert many == few
+
+
+# --- Sections drawn once per refresh ------------------------------------------------------------------------
+
+
+def _usage_data(client, account) -> list[dict]:
+    html = client.get(account.get_absolute_url()).content.decode()
+    return json.loads(re.search(r'<script id="usage-data" type="application/json">(.*?)</script>', html).group(1))
+
+
+def _seats_values(client, account) -> list[float]:
+    return next(series for series in _usage_data(client, account) if series["key"] == "seats")["values"]
+
+
+def test_the_usage_section_is_drawn_from_the_last_refresh_and_redrawn_by_the_next(csm_client, account):
+    today = timezone.localdate()
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=3, captured_on=today - dt.timedelta(days=1))
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    assert _seats_values(csm_client, account) == [3]
+
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=4, captured_on=today)
+    assert _seats_values(csm_client, account) == [3]  # as the indicators stand: not refreshed yet
+
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    assert _seats_values(csm_client, account) == [3, 4]
+
+
+def test_a_new_plan_redraws_the_usage_section_at_once(csm_client, account):
+    today = timezone.localdate()
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=3, captured_on=today)
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    before = csm_client.get(account.get_absolute_url()).content.decode()
+
+    account.plan = None
+    account.save()
+    after = csm_client.get(account.get_absolute_url()).content.decode()
+
+    assert "no plan" not in before and "no plan" in after
+
+
+def test_a_renamed_metric_redraws_the_usage_section(csm_client, account):
+    today = timezone.localdate()
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=3, captured_on=today)
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    csm_client.get(account.get_absolute_url())
+    seats = metric("seats")
+    seats.label = "Licensed users"
+    seats.save()
+
+    assert "Licensed users" in [series["label"] for series in _usage_data(csm_client, account)]
+
+
+def test_locked_feature_hits_are_counted_as_of_the_last_engagement_refresh(csm_client, account):
+    today = timezone.localdate()
+    EngagementEventFactory(account=account, kind="locked_feature_hit", feature="sso", occurred_at=timezone.now())
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    assert [row["feature"] for row in csm_client.get(account.get_absolute_url()).context["locked_features"]] == ["sso"]
+
+    EngagementEventFactory(account=account, kind="locked_feature_hit", feature="audit_log", occurred_at=timezone.now())
+    features = [row["feature"] for row in csm_client.get(account.get_absolute_url()).context["locked_features"]]
+    assert features == ["sso"]
+
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    features = [row["feature"] for row in csm_client.get(account.get_absolute_url()).context["locked_features"]]
+    assert sorted(features) == ["audit_log", "sso"]
