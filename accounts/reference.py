@@ -53,7 +53,9 @@ def _generation() -> str:
         return _Local.generation
     generation = cache.get(GENERATION_KEY)
     if generation is None:
-        cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+        # set, not add: add is one of the calls that still raise while Redis is down (upsell_crm/cache.py).
+        # Two processes starting a generation at once only cost one of them a second read.
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
         generation = cache.get(GENERATION_KEY) or UNCACHED
     if generation != _Local.generation:
         _Local.values = {}

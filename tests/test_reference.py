@@ -147,3 +147,14 @@ def test_the_close_form_still_refuses_a_plan_off_sale(csm_client, account):
     assert response.status_code == 422
     opportunity.refresh_from_db()
     assert opportunity.outcome == "open"
+
+
+def test_it_never_asks_the_cache_for_a_call_that_raises_while_redis_is_down(monkeypatch):
+    """add (like incr and delete) still raises without Redis (upsell_crm/cache.py); pages must not."""
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(reference.cache, "add", unreachable)
+
+    assert [m.key for m in limit_metrics()] != []
