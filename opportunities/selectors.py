@@ -6,6 +6,7 @@ Querysets come back with their joins done, so templates never query.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -111,6 +112,14 @@ QUEUE_ROW_VALUES = (
 QUEUE_ROW_OWNER_VALUES = ("owner_id", "owner__username", "owner__first_name", "owner__last_name")
 
 
+@functools.cache
+def _queue_row_values(with_owner: bool) -> QuerySet[Opportunity]:
+    """The row query's columns, resolved once per process: building them cost a good part of the query."""
+    fields = QUEUE_ROW_VALUES + (QUEUE_ROW_OWNER_VALUES if with_owner else ())
+    # The top reason's text only (Opportunity.top_reason), not the whole explanation.
+    return Opportunity.objects.values(*fields, top_reason=KT("reasons__0__text"))
+
+
 def queue_rows(
     ids: list[int], *, today: dt.date, with_owner: bool = False, shared_with: AbstractBaseUser | None = None
 ) -> list[dict]:
@@ -121,12 +130,9 @@ def queue_rows(
 
     The collaboration mark is a subquery of the first; the tasks due are a query of their own, which cost
     less than a correlated count per row."""
-    fields = QUEUE_ROW_VALUES + (QUEUE_ROW_OWNER_VALUES if with_owner else ())
-    # The top reason's text only (Opportunity.top_reason), not the whole explanation.
-    extra = {"top_reason": KT("reasons__0__text")}
+    rows = _queue_row_values(with_owner).filter(pk__in=ids)
     if shared_with is not None:
-        extra["shared"] = Exists(Collaborator.objects.filter(user=shared_with, opportunity=OuterRef("pk")))
-    rows = Opportunity.objects.filter(pk__in=ids).values(*fields, **extra)
+        rows = rows.annotate(shared=Exists(Collaborator.objects.filter(user=shared_with, opportunity=OuterRef("pk"))))
     by_id = {row["pk"]: row for row in rows}
     ordered = [by_id[pk] for pk in ids if pk in by_id]
     tasks_due = tasks_due_counts(account_ids=[row["account_id"] for row in ordered], today=today)
