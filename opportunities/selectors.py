@@ -347,14 +347,23 @@ class TimelineEntry:
     extra: dict = field(default_factory=dict)
 
 
-def account_timeline(account: Account, *, movements: list[MrrMovement], limit: int = 50) -> list[TimelineEntry]:
-    """Opportunity events, notes, MRR movements, the plays' prompts and trials, and changes of owner, newest
-    first, in five queries."""
-    entries: list[TimelineEntry] = []
-    for touch in account_touches(account_id=account.pk, limit=limit):
-        entries.append(
-            TimelineEntry(at=touch.at, kind=touch.kind, title=touch.title, body=touch.body, actor=touch.actor)
-        )
+def _touch_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
+    # The plays' prompts, clicks and trials (playbooks.selectors), one query.
+    return [
+        TimelineEntry(at=touch.at, kind=touch.kind, title=touch.title, body=touch.body, actor=touch.actor)
+        for touch in account_touches(account_id=account.pk, limit=limit)
+    ]
+
+
+def _step_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
+    # Play sequence steps: sent, skipped, failed, waiting, cancelled (playbooks.sequence_selectors), one query.
+    return [
+        TimelineEntry(at=step.at, kind=step.kind, title=step.title, body=step.body, actor=step.actor)
+        for step in account_step_timeline(account_id=account.pk, limit=limit)
+    ]
+
+
+def _owner_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     owner_changes = (
         AuditEntry.objects.filter(object_type=Account._meta.label, object_id=str(account.pk), after__has_key="owner")
         .select_related("actor")
@@ -364,6 +373,7 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
         {entry.after.get("owner") for entry in owner_changes}
         | {entry.before.get("owner") for entry in owner_changes if entry.before}
     )
+    entries = []
     for entry in owner_changes:
         before = names.get((entry.before or {}).get("owner"), "nobody")
         after = names.get(entry.after.get("owner"), "nobody")
@@ -372,12 +382,17 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
                 at=entry.at, kind="owner", title="Owner changed", body=f"From {before} to {after}", actor=entry.actor
             )
         )
+    return entries
+
+
+def _event_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     events = (
         OpportunityEvent.objects.filter(opportunity__account=account)
         .exclude(kind=OpportunityEvent.Kind.NOTE)
         .select_related("actor")
         .order_by("-occurred_at", "-pk")[:limit]
     )
+    entries = []
     for event in events:
         title = event.get_kind_display()
         if event.kind == OpportunityEvent.Kind.STAGE_CHANGED and event.from_stage and event.to_stage:
@@ -385,8 +400,16 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
         entries.append(
             TimelineEntry(at=event.occurred_at, kind=event.kind, title=title, body=event.message, actor=event.actor)
         )
-    for note in Note.objects.filter(account=account).select_related("author").order_by("-created_at", "-pk")[:limit]:
-        entries.append(TimelineEntry(at=note.created_at, kind="note", title="Note", body=note.body, actor=note.author))
+    return entries
+
+
+def _note_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
+    notes = Note.objects.filter(account=account).select_related("author").order_by("-created_at", "-pk")[:limit]
+    return [TimelineEntry(at=n.created_at, kind="note", title="Note", body=n.body, actor=n.author) for n in notes]
+
+
+def _movement_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
+    entries = []
     for movement in movements[:limit]:
         at = dt.datetime.combine(movement.occurred_on, dt.time.min, tzinfo=dt.UTC)
         # A movement recorded on its own day (a won upgrade) sorts by when it was written, among that day's events.
@@ -400,15 +423,59 @@ def account_timeline(account: Account, *, movements: list[MrrMovement], limit: i
                 extra={"movement": movement},
             )
         )
+    return entries
+
+
+def _task_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # Tasks created and completed (accounts.work_selectors), one query.
-    for item in task_timeline(account_id=account.pk, limit=limit):
-        entries.append(TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor))
+    return [
+        TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor)
+        for item in task_timeline(account_id=account.pk, limit=limit)
+    ]
+
+
+def _survey_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # Survey answers (playbooks.survey_selectors), one query.
-    for item in account_survey_answers(account_id=account.pk, limit=limit):
-        entries.append(TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor))
-    # Play sequence steps: sent, skipped, failed, waiting, cancelled (playbooks.sequence_selectors), one query.
-    for step in account_step_timeline(account_id=account.pk, limit=limit):
-        entries.append(TimelineEntry(at=step.at, kind=step.kind, title=step.title, body=step.body, actor=step.actor))
+    return [
+        TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor)
+        for item in account_survey_answers(account_id=account.pk, limit=limit)
+    ]
+
+
+# What the timeline can be narrowed to (`?show=`), with the sources each reads, in the order the filter
+# offers them. Without one it reads them all.
+TIMELINE_SHOWS = {
+    "notes": ("Notes", (_note_entries,)),
+    "opportunities": ("Opportunities", (_event_entries,)),
+    "billing": ("Billing", (_movement_entries,)),
+    "plays": ("Plays", (_touch_entries, _step_entries)),
+    "tasks": ("Tasks", (_task_entries,)),
+    "surveys": ("Surveys", (_survey_entries,)),
+    "owner": ("Owner", (_owner_entries,)),
+}
+
+
+# Every source, in the order entries of the same moment have always listed in.
+TIMELINE_SOURCES = (
+    _touch_entries,
+    _owner_entries,
+    _event_entries,
+    _note_entries,
+    _movement_entries,
+    _task_entries,
+    _survey_entries,
+    _step_entries,
+)
+
+
+def account_timeline(
+    account: Account, *, movements: list[MrrMovement], limit: int = 50, show: str | None = None
+) -> list[TimelineEntry]:
+    """What happened on the account, newest first: opportunity events, notes, MRR movements, the plays'
+    touches and sequence steps, tasks, survey answers and changes of owner, one query a source; `show` (a key
+    of TIMELINE_SHOWS) reads only those sources."""
+    sources = TIMELINE_SHOWS[show][1] if show in TIMELINE_SHOWS else TIMELINE_SOURCES
+    entries = [entry for source in sources for entry in source(account, movements=movements, limit=limit)]
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
 

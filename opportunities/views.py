@@ -457,6 +457,13 @@ TIMELINE_ON_ACCOUNT_PAGE = 50
 TIMELINE_ON_ITS_PAGE = 500
 
 
+def _timeline_filter(account) -> dict:
+    """The timeline's filter links: everything, then each kind of TIMELINE_SHOWS."""
+    url = reverse("opportunities:timeline", args=[account.pk])
+    shows = [(key, label, f"{url}?show={key}") for key, (label, _sources) in selectors.TIMELINE_SHOWS.items()]
+    return {"timeline_shows": [("", "Everything", url), *shows]}
+
+
 @require_GET
 def account_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """The account's timeline, newest first. htmx asks for its latest entries once the account page is up, so
@@ -465,11 +472,15 @@ def account_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
     partial = request.htmx and not request.htmx.history_restore_request
     limit = TIMELINE_ON_ACCOUNT_PAGE if partial else TIMELINE_ON_ITS_PAGE
-    timeline = selectors.account_timeline(account, movements=account.movement_list, limit=limit)
-    context = {"account": account, "timeline": timeline}
+    # What to show (TIMELINE_SHOWS: notes, billing, plays...); anything else shows everything.
+    show = request.GET.get("show", "")
+    show = show if show in selectors.TIMELINE_SHOWS else ""
+    timeline = selectors.account_timeline(account, movements=account.movement_list, limit=limit, show=show)
+    url = reverse("opportunities:timeline", args=[account.pk])
+    context = {"account": account, "timeline": timeline, "timeline_show": show, **_timeline_filter(account)}
     if partial:
         if len(timeline) == limit:
-            context["timeline_more_url"] = reverse("opportunities:timeline", args=[account.pk])
+            context["timeline_more_url"] = f"{url}?show={show}" if show else url
         response = render(request, "accounts/detail.html#timeline-entries", context)
     else:
         open_ones = [o for o in account.opportunities.all() if o.is_open]
@@ -514,6 +525,7 @@ def _panel_response(request: HttpRequest, opportunity: Opportunity, *, status: i
         "opportunity": opportunity,
         "opportunities": account.opportunity_list,
         "timeline": selectors.account_timeline(account, movements=account.movement_list),
+        **_timeline_filter(account),
         "oob": True,
     }
     html += render_to_string("accounts/detail.html#timeline", others, request=request)
@@ -804,7 +816,13 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
     timeline = selectors.account_timeline(account, movements=list(account.movement_list))
     html = render_to_string(
         "accounts/detail.html#timeline",
-        {"timeline": timeline, "account": account, "note_form": NoteForm(), "opportunity": opportunity},
+        {
+            "timeline": timeline,
+            "account": account,
+            "note_form": NoteForm(),
+            "opportunity": opportunity,
+            **_timeline_filter(account),
+        },
         request=request,
     )
     return HttpResponse(_with_messages(request, html))

@@ -61,6 +61,13 @@ def test_it_takes_a_csm_from_the_queue_to_a_won_upgrade(page, live_server, demo,
     # The timeline comes in after the page: its loading line gives way to the entries.
     expect(page.locator("#timeline-entries .timeline__item").first).to_be_visible()
     expect(page.locator("#timeline-entries .timeline__loading")).to_have_count(0)
+    # Narrowed to billing and back, in place.
+    filters = page.locator(".timeline-filter")
+    filters.get_by_role("link", name="Billing").click()
+    expect(filters.locator('[aria-current="true"]')).to_have_text("Billing")
+    expect(page.locator("#timeline-entries .timeline__item:not(.timeline__item--mrr)")).to_have_count(0)
+    filters.get_by_role("link", name="Everything").click()
+    expect(page.locator("#timeline-entries .timeline__item").first).to_be_visible()
     opportunity = Opportunity.objects.get(account__name=name, outcome=Outcome.OPEN)
     account = opportunity.account
 
