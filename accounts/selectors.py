@@ -54,6 +54,13 @@ def plan_catalogue_rows() -> tuple[list[PlanLimit], list[PlanFeature]]:
     )
 
 
+def account_indicators(account: Account) -> list[AccountIndicator]:
+    """The account's indicators with their metric, in display order (as `_indicators_prefetch` reads them)."""
+    return list(
+        AccountIndicator.objects.filter(account=account).select_related("metric").order_by("metric__display_order")
+    )
+
+
 def _indicators_prefetch() -> Prefetch:
     return Prefetch(
         "indicators",
@@ -141,12 +148,12 @@ def usage_cells(account: Account, metrics: list[Metric]) -> list[UsageCell]:
 
 
 def account_detail(*, user) -> QuerySet[Account]:
-    """The queryset the account page looks an account up in: only accounts `user` may see."""
+    """The queryset the account page looks an account up in: only accounts `user` may see, with their MRR
+    movements. The indicators are read only where they are drawn (`account_indicators`)."""
     return (
         Account.objects.visible_to(user)
         .select_related("plan", "owner")
         .prefetch_related(
-            _indicators_prefetch(),
             Prefetch(
                 "mrr_movements",
                 queryset=MrrMovement.objects.select_related("plan_before", "plan_after").order_by(

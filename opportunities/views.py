@@ -383,10 +383,12 @@ def _usage_section(account, *, today: dt.date) -> str:
     two refreshes it is the same markup, so it is drawn once per refresh instead of on every view: the
     snapshot query and the series, and a quarter of the template.
     """
-    stamp = max((indicator.refreshed_at for indicator in account.indicator_list), default=None)
-    key = _refreshed_key("usage", account, stamp, today)
+    # The refresh writes the account's engagement with the same time as its indicators.
+    engagement = selectors.account_engagement(account)
+    key = _refreshed_key("usage", account, engagement.refreshed_at if engagement else None, today)
     html = cache.get(key)
     if html is None:
+        account.indicator_list = account_selectors.account_indicators(account)
         metrics = account_selectors.limit_metrics()
         series = account_selectors.account_usage_series(account, metrics, until=today)
         context = {

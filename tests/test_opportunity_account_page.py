@@ -270,3 +270,15 @@ def test_locked_feature_hits_are_counted_as_of_the_last_engagement_refresh(csm_c
     account_indicators_refresh(as_of=today, account_ids=[account.pk])
     features = [row["feature"] for row in csm_client.get(account.get_absolute_url()).context["locked_features"]]
     assert sorted(features) == ["audit_log", "sso"]
+
+
+def test_the_indicators_are_read_only_to_draw_the_usage_section_again(csm_client, account):
+    UsageSnapshotFactory(account=account, metric=metric("seats"), value=3, captured_on=timezone.localdate())
+    account_indicators_refresh(as_of=timezone.localdate(), account_ids=[account.pk])
+
+    def indicator_reads() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert csm_client.get(account.get_absolute_url()).status_code == 200
+        return sum(1 for q in queries if 'FROM "accounts_accountindicator"' in q["sql"])
+
+    assert [indicator_reads(), indicator_reads()] == [1, 0]
