@@ -61,9 +61,8 @@ class ListedModelChoiceField(forms.ModelChoiceField):
 
     def offer(self, queryset, listed: list) -> None:
         """Check submitted values against `queryset`; draw the options from `listed`, the same rows."""
-        self.queryset = queryset
         self.listed = listed
-        self.widget.choices = self.choices
+        self.queryset = queryset  # also hands the widget fresh choices, which iterate `listed`
 
 
 def _attrs(attrs: dict) -> str:

@@ -347,20 +347,19 @@ class TimelineEntry:
     extra: dict = field(default_factory=dict)
 
 
+def _as_entries(items) -> list[TimelineEntry]:
+    """Timeline items of the other apps (touches, steps, tasks, survey answers) carry the entry's fields."""
+    return [TimelineEntry(at=i.at, kind=i.kind, title=i.title, body=i.body, actor=i.actor) for i in items]
+
+
 def _touch_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # The plays' prompts, clicks and trials (playbooks.selectors), one query.
-    return [
-        TimelineEntry(at=touch.at, kind=touch.kind, title=touch.title, body=touch.body, actor=touch.actor)
-        for touch in account_touches(account_id=account.pk, limit=limit)
-    ]
+    return _as_entries(account_touches(account_id=account.pk, limit=limit))
 
 
 def _step_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # Play sequence steps: sent, skipped, failed, waiting, cancelled (playbooks.sequence_selectors), one query.
-    return [
-        TimelineEntry(at=step.at, kind=step.kind, title=step.title, body=step.body, actor=step.actor)
-        for step in account_step_timeline(account_id=account.pk, limit=limit)
-    ]
+    return _as_entries(account_step_timeline(account_id=account.pk, limit=limit))
 
 
 def _owner_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
@@ -428,18 +427,12 @@ def _movement_entries(account: Account, *, movements, limit: int) -> list[Timeli
 
 def _task_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # Tasks created and completed (accounts.work_selectors), one query.
-    return [
-        TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor)
-        for item in task_timeline(account_id=account.pk, limit=limit)
-    ]
+    return _as_entries(task_timeline(account_id=account.pk, limit=limit))
 
 
 def _survey_entries(account: Account, *, movements, limit: int) -> list[TimelineEntry]:
     # Survey answers (playbooks.survey_selectors), one query.
-    return [
-        TimelineEntry(at=item.at, kind=item.kind, title=item.title, body=item.body, actor=item.actor)
-        for item in account_survey_answers(account_id=account.pk, limit=limit)
-    ]
+    return _as_entries(account_survey_answers(account_id=account.pk, limit=limit))
 
 
 # What the timeline can be narrowed to (`?show=`), with the sources each reads, in the order the filter
