@@ -18,7 +18,6 @@ from accounts.filters import (
 from accounts.models import Account, size_band_filter
 from accounts.roles import is_manager_or_admin
 from accounts.selectors import near_limit_filter
-from opportunities.forms import PANEL_FORM_RENDERER
 from opportunities.models import Opportunity, Stage
 
 PLACEHOLDERS = {"score_min": "Min score", "score_max": "Max score"}
@@ -58,8 +57,6 @@ class QueueFilter(django_filters.FilterSet):
         # A CSM's queue holds only their own work, so there is no owner to choose.
         if request is None or not is_manager_or_admin(request.user):
             del self.filters["owner"]
-        # Its inputs drawn in Python, as the account page's forms are (opportunities.forms.PanelFormRenderer).
-        self.form.renderer = PANEL_FORM_RENDERER
         for name in ("score_min", "score_max"):
             widget = self.form.fields[name].widget
             widget.attrs.update({"min": 0, "max": 100, "placeholder": PLACEHOLDERS[name], "inputmode": "numeric"})

@@ -80,6 +80,9 @@ TEMPLATES = [
     },
 ]
 
+# Django's form renderer with its field, label, error and input templates drawn in Python, to the same HTML.
+FORM_RENDERER = "upsell_crm.form_renderer.FormRenderer"
+
 # --- Database ------------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
