@@ -14,6 +14,7 @@ from accounts.filters import (
     REGIONS,
     CachedChoiceFilter,
     FastSelect,
+    FilterSet,
 )
 from accounts.models import Account, size_band_filter
 from accounts.roles import is_manager_or_admin
@@ -28,7 +29,7 @@ def _account_near_limit(metric_key: str | None) -> Q:
     return Q(account__in=Account.objects.filter(near_limit_filter(metric_key)))
 
 
-class QueueFilter(django_filters.FilterSet):
+class QueueFilter(FilterSet):
     q = django_filters.CharFilter(method="filter_search", label="Search")
     stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage", widget=FastSelect)
     plan = CachedChoiceFilter(field_name="account__plan", cached=PLANS, empty_label="Any plan", label="Plan")

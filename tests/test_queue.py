@@ -225,6 +225,28 @@ def test_it_offers_a_manager_the_owner_filter(manager_client, csm, other_csm):
     assert queued(manager_client.get(QUEUE_URL, {"owner": other_csm.pk})) == ["Olive's"]
 
 
+def test_one_request_s_filter_bar_leaves_nothing_behind_for_the_next(client, manager, csm, other_csm):
+    # The filterset's filters and form class are shared between requests (accounts.filters.FilterSet): what
+    # one request sets (the owner filter kept or dropped, the values chosen, the errors) stays with it.
+    OpportunityFactory(account=AccountFactory(owner=csm, name="Casey's", industry="Retail"))
+    OpportunityFactory(account=AccountFactory(owner=other_csm, name="Olive's", industry="Retail"))
+
+    def bar(user, query=None):
+        client.force_login(user)
+        response = client.get(QUEUE_URL, query or {})
+        form = response.context["filter"].form
+        return form, queued(response)
+
+    form, rows = bar(manager, {"owner": other_csm.pk, "industry": "Retail", "score_min": "abc"})
+    assert "owner" in form.fields and rows == ["Olive's"] and "score_min" in form.errors
+    form, rows = bar(csm)
+    assert "owner" not in form.fields and rows == ["Casey's"]
+    assert not form.is_bound and form["industry"].value() is None and not form.errors
+    form, rows = bar(manager)
+    assert "owner" in form.fields and sorted(rows) == ["Casey's", "Olive's"]
+    assert form["owner"].value() is None and form["score_min"].value() is None
+
+
 def _queue_queries(client) -> int:
     # The filter bar's choices are cached: count from an empty cache each time, so both counts include them.
     empty_caches()
