@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from accounts import reference
+
 
 class Role(StrEnum):
     CSM = "CSM"
@@ -17,18 +19,32 @@ class Role(StrEnum):
 _PRECEDENCE = (Role.ADMIN, Role.MANAGER, Role.CSM, Role.SALES)
 
 
+def _widest(names: set[str]) -> Role | None:
+    return next((role for role in _PRECEDENCE if role.value in names), None)
+
+
+def _roles_by_user() -> dict[int, Role]:
+    """The role of every user in a role group, by user id: one query over the group memberships."""
+    from django.contrib.auth import get_user_model
+
+    names: dict[int, set[str]] = {}
+    for user_id, name in get_user_model().groups.through.objects.values_list("user_id", "group__name"):
+        names.setdefault(user_id, set()).add(name)
+    return {user_id: role for user_id, held in names.items() if (role := _widest(held)) is not None}
+
+
 def role_of(user) -> Role | None:
-    """The user's role, cached on the user object for the request; superusers are admins."""
+    """The user's role, cached on the user object for the request; superusers are admins.
+
+    Every page asks for it, so the roles come from the reference data (accounts.reference), which a change
+    of anyone's groups renews: at once in the process that made it, within a second in the others.
+    """
     if user is None or not user.is_authenticated:
         return None
     cached = getattr(user, "_upsell_role", False)
     if cached is not False:
         return cached
-    if user.is_superuser:
-        role = Role.ADMIN
-    else:
-        names = set(user.groups.values_list("name", flat=True))
-        role = next((r for r in _PRECEDENCE if r.value in names), None)
+    role = Role.ADMIN if user.is_superuser else reference.cached("roles-by-user", _roles_by_user).get(user.pk)
     user._upsell_role = role
     return role
 

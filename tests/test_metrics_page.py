@@ -200,7 +200,7 @@ def test_it_runs_the_same_queries_whatever_the_number_of_accounts(manager_client
         account = AccountFactory(owner=owner, mrr=Decimal("120.00"))
         movement(account, "2025-06-01", "0", "100", MrrMovement.Kind.NEW)
         movement(account, "2026-02-01", "100", "120", MrrMovement.Kind.EXPANSION)
-    manager_client.get(f"{URL}?{QUARTER}")  # the session and the role are loaded once per request anyway
+    manager_client.get(f"{URL}?{QUARTER}")  # reads the roles (reference data), kept from then on
 
     with CaptureQueriesContext(connection) as page:
         response = manager_client.get(f"{URL}?{QUARTER}&drill=expansion_mrr")
@@ -209,11 +209,11 @@ def test_it_runs_the_same_queries_whatever_the_number_of_accounts(manager_client
     body = text(response)
     drill = body[body.index('id="drill"') : body.index('id="trends-heading"')]
     assert drill.count('<th scope="row">') == accounts
-    # Session, user, role; accounts and movements; the drill-down's accounts with their owners.
+    # Session, user; accounts and movements; the drill-down's accounts with their owners.
     assert len(page.captured_queries) == EXPECTED_QUERIES, [q["sql"][:120] for q in page.captured_queries]
 
 
-EXPECTED_QUERIES = 6
+EXPECTED_QUERIES = 5
 
 
 def test_it_embeds_the_months_mrr_moved_ndr_and_cohorts_for_the_charts(manager_client, csm):

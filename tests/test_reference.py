@@ -3,13 +3,14 @@
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.urls import reverse
 
 from accounts import reference
 from accounts.models import Metric
-from accounts.roles import Role
+from accounts.roles import Role, role_of
 from accounts.selectors import active_plans, csm_choices, limit_metrics
 from opportunities.collaboration import sales_users
 from opportunities.models import LostReason, Stage
@@ -158,3 +159,26 @@ def test_it_never_asks_the_cache_for_a_call_that_raises_while_redis_is_down(monk
     monkeypatch.setattr(reference.cache, "add", unreachable)
 
     assert [m.key for m in limit_metrics()] != []
+
+
+def test_a_change_of_groups_changes_the_role_on_the_next_request(client, csm):
+    # Roles are reference data: read once, renewed by any change of anyone's groups.
+    pipeline = reverse("pipeline:page")
+    client.force_login(csm)
+    assert client.get(pipeline).status_code == 403
+
+    csm.groups.add(Group.objects.get(name=Role.MANAGER))
+    assert client.get(pipeline).status_code == 200
+
+    Group.objects.get(name=Role.MANAGER).user_set.remove(csm)
+    assert client.get(pipeline).status_code == 403
+
+
+def test_it_reads_everyone_s_role_in_one_query_then_none(csm, manager, admin_user, django_assert_num_queries):
+    # Fresh user objects: the role is also kept on the object it was asked for.
+    users = [get_user_model().objects.get(pk=user.pk) for user in (csm, manager, admin_user)]
+    with django_assert_num_queries(1):
+        roles = [role_of(user) for user in users]
+    assert roles == [Role.CSM, Role.MANAGER, Role.ADMIN]
+    with django_assert_num_queries(0):
+        assert role_of(get_user_model()(pk=csm.pk)) == Role.CSM
