@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
 
         from accounts import reference
         from accounts.models import Metric, Plan, PlanFeature, PlanLimit
@@ -15,7 +16,8 @@ class AccountsConfig(AppConfig):
 
         post_migrate.connect(roles_grant_permissions, dispatch_uid="accounts.roles_grant_permissions")
         # The catalogue and the people in each role are reference data (accounts/reference.py). A migration may
-        # have written any of them with update() or raw SQL.
+        # have written any of them with update() or raw SQL. Deleting a group takes its memberships with it
+        # without a signal of their own.
         user = get_user_model()
-        reference.watch(Metric, Plan, PlanLimit, PlanFeature, user, m2m=(user.groups.through,))
+        reference.watch(Metric, Plan, PlanLimit, PlanFeature, user, Group, m2m=(user.groups.through,))
         post_migrate.connect(reference.invalidate, dispatch_uid="accounts.reference_invalidate")

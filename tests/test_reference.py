@@ -182,3 +182,13 @@ def test_it_reads_everyone_s_role_in_one_query_then_none(csm, manager, admin_use
     assert roles == [Role.CSM, Role.MANAGER, Role.ADMIN]
     with django_assert_num_queries(0):
         assert role_of(get_user_model()(pk=csm.pk)) == Role.CSM
+
+
+def test_deleting_a_role_s_group_takes_the_role_away(client, manager):
+    pipeline = reverse("pipeline:page")
+    client.force_login(manager)
+    assert client.get(pipeline).status_code == 200
+
+    Group.objects.filter(name=Role.MANAGER).delete()
+
+    assert client.get(pipeline).status_code == 403
