@@ -228,27 +228,40 @@ def active_lost_reasons() -> list[LostReason]:
     return reference.cached("active-lost-reasons", lambda: list(active_lost_reasons_queryset()))
 
 
-def account_page(*, user) -> QuerySet[Account]:
-    """The account page's queryset: the account with its score and engagement joined, its indicators, MRR
-    movements and opportunities."""
+def _account_page(*, user) -> QuerySet[Account]:
     return (
         account_selectors.account_detail(user=user)
-        .select_related("score__target_plan", "engagement")
+        .select_related("score", "engagement")
         .prefetch_related(
             Prefetch(
                 "opportunities",
-                queryset=Opportunity.objects.select_related("target_plan", "trial_plan", "owner", "lost_reason", "play")
+                queryset=Opportunity.objects.select_related("owner", "lost_reason", "play")
                 # Most opportunities have no collaborators: the panel then skips reading them.
                 .annotate(has_collaborators=Exists(Collaborator.objects.filter(opportunity=OuterRef("pk"))))
-                .order_by(
-                    Case(When(outcome=Outcome.OPEN, then=0), default=1, output_field=IntegerField()),
-                    "-identified_at",
-                    "-pk",
-                ),
+                .order_by("-identified_at", "-pk"),
                 to_attr="opportunity_list",
             ),
         )
     )
+
+
+def account_for_page(*, user, pk: int) -> Account | None:
+    """The account page's account, or None when `user` may not see it: with its owner, plan, score and
+    engagement, its MRR movements, and its opportunities, the open one first and then newest first.
+
+    The plans the opportunities and the score name come from the plan catalogue in the reference data, not
+    from joins (`account_selectors.attach_plans`), and the open one is put first here rather than by the
+    database: each join and each ordering expression cost more to build in the ORM than to run."""
+    try:
+        account = _account_page(user=user).get(pk=pk)
+    except Account.DoesNotExist:
+        return None
+    account.opportunity_list.sort(key=lambda opportunity: opportunity.outcome != Outcome.OPEN)  # stable
+    account_selectors.attach_plans(account.opportunity_list, "target_plan", "trial_plan")
+    score = account_score(account)
+    if score is not None:
+        account_selectors.attach_plans([score], "target_plan")
+    return account
 
 
 def opportunity_for(*, user, pk: int) -> QuerySet[Opportunity]:

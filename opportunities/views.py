@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -446,11 +446,19 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
     }
 
 
+def _account_or_404(request: HttpRequest, pk: int):
+    # Another CSM's account does not exist as far as this user is concerned.
+    account = selectors.account_for_page(user=request.user, pk=pk)
+    if account is None:
+        raise Http404("No such account.")
+    return account
+
+
 @require_GET
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One account: usage against limits with projections, the score explained, plans compared, MRR history,
     the timeline, and the panel that works its open opportunity."""
-    account = get_object_or_404(selectors.account_page(user=request.user), pk=pk)
+    account = _account_or_404(request, pk)
     return render(request, "accounts/detail.html", _account_context(request, account, today=timezone.localdate()))
 
 
@@ -512,12 +520,12 @@ def _panel_response(request: HttpRequest, opportunity: Opportunity, *, status: i
     if not request.htmx:
         if status == 200:
             return redirect(opportunity.account.get_absolute_url() + "#work")
-        account = get_object_or_404(selectors.account_page(user=request.user), pk=opportunity.account_id)
+        account = _account_or_404(request, opportunity.account_id)
         context = _account_context(request, account, today=timezone.localdate(), **bound)
         return render(request, "accounts/detail.html", context, status=status)
     today = timezone.localdate()
     opportunity = _opportunity_or_404(request, opportunity.pk)
-    account = get_object_or_404(selectors.account_page(user=request.user), pk=opportunity.account_id)
+    account = _account_or_404(request, opportunity.account_id)
     context = _panel_context(request, opportunity, today=today, **bound)
     context["account"] = account
     html = render_to_string("accounts/detail.html#work-panel", context, request=request)

@@ -201,7 +201,15 @@ def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account
             mrr_before=Decimal(29 + month),
             mrr_after=Decimal(30 + month),
         )
-    OpportunityFactory.create_batch(5, account=account, outcome=Outcome.WON, closed_at=timezone.now())
+    # Their plans come from the plan catalogue, not one query each.
+    OpportunityFactory.create_batch(
+        5,
+        account=account,
+        outcome=Outcome.WON,
+        closed_at=timezone.now(),
+        target_plan=plan("Pro"),
+        trial_plan=plan("Pro"),
+    )
     many = _detail_queries(csm_client, account)
 
     assert many == few

@@ -192,3 +192,19 @@ def test_deleting_a_role_s_group_takes_the_role_away(client, manager):
     Group.objects.filter(name=Role.MANAGER).delete()
 
     assert client.get(pipeline).status_code == 403
+
+
+def test_the_account_page_names_a_renamed_plan_at_once_and_keeps_its_own_copy(csm_client, account):
+    opportunity = OpportunityFactory(account=account, target_plan=plan("Pro"))
+    csm_client.get(account.get_absolute_url())  # the plan catalogue is cached now
+    pro = plan("Pro")
+    pro.name = "Pro 2027"
+    pro.save()
+
+    response = csm_client.get(account.get_absolute_url())
+
+    [shown] = response.context["opportunities"]
+    assert shown.pk == opportunity.pk and shown.target_plan.name == "Pro 2027"
+    assert "Pro 2027" in response.content.decode()
+    shown.target_plan.name = "Changed by one request"
+    assert csm_client.get(account.get_absolute_url()).context["opportunities"][0].target_plan.name == "Pro 2027"
