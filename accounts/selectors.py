@@ -168,20 +168,34 @@ def usage_cells(account: Account, metrics: list[Metric]) -> list[UsageCell]:
 
 def account_detail(*, user) -> QuerySet[Account]:
     """The queryset the account page looks an account up in: only accounts `user` may see, with their MRR
-    movements. The indicators are read only where they are drawn (`account_indicators`)."""
+    movements. The indicators are read only where they are drawn (`account_indicators`). The plans of the
+    account and of its movements are not joined: `account_with_plans` gives them from the catalogue."""
     return (
         Account.objects.visible_to(user)
-        .select_related("plan", "owner")
+        .select_related("owner")
         .prefetch_related(
             Prefetch(
                 "mrr_movements",
-                queryset=MrrMovement.objects.select_related("plan_before", "plan_after").order_by(
-                    "-occurred_on", "-pk"
-                ),
+                queryset=MrrMovement.objects.order_by("-occurred_on", "-pk"),
                 to_attr="movement_list",
             ),
         )
     )
+
+
+def account_with_plans(account: Account) -> Account:
+    """`account`, read through `account_detail`, with its plan and its movements' plans from the catalogue."""
+    attach_plans([account], "plan")
+    attach_plans(account.movement_list, "plan_before", "plan_after")
+    return account
+
+
+def account_for_detail(*, user, pk: int) -> Account | None:
+    """The account `pk` as `account_detail` reads it, with its plans, or None when `user` may not see it."""
+    try:
+        return account_with_plans(account_detail(user=user).get(pk=pk))
+    except Account.DoesNotExist:
+        return None
 
 
 @dataclass(frozen=True)

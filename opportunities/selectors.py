@@ -253,7 +253,7 @@ def account_for_page(*, user, pk: int) -> Account | None:
     from joins (`account_selectors.attach_plans`), and the open one is put first here rather than by the
     database: each join and each ordering expression cost more to build in the ORM than to run."""
     try:
-        account = _account_page(user=user).get(pk=pk)
+        account = account_selectors.account_with_plans(_account_page(user=user).get(pk=pk))
     except Account.DoesNotExist:
         return None
     account.opportunity_list.sort(key=lambda opportunity: opportunity.outcome != Outcome.OPEN)  # stable

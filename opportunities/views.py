@@ -454,6 +454,13 @@ def _account_or_404(request: HttpRequest, pk: int):
     return account
 
 
+def _account_detail_or_404(request: HttpRequest, pk: int):
+    account = account_selectors.account_for_detail(user=request.user, pk=pk)
+    if account is None:
+        raise Http404("No such account.")
+    return account
+
+
 @require_GET
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One account: usage against limits with projections, the score explained, plans compared, MRR history,
@@ -479,7 +486,7 @@ def account_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """The account's timeline, newest first. htmx asks for its latest entries once the account page is up, so
     the dozen queries behind them do not hold the page back; without JavaScript, or from the link under those
     entries, it is a page of its own with the note form and a longer history."""
-    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    account = _account_detail_or_404(request, pk)
     partial = request.htmx and not request.htmx.history_restore_request
     limit = TIMELINE_ON_ACCOUNT_PAGE if partial else TIMELINE_ON_ITS_PAGE
     # What to show (TIMELINE_SHOWS: notes, billing, plays...); anything else shows everything.
@@ -784,7 +791,7 @@ def opportunity_close(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def opportunity_open(request: HttpRequest, pk: int) -> HttpResponse:
     """Open an opportunity on an account by hand."""
-    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    account = _account_detail_or_404(request, pk)
     # An account executive sees the account through an opportunity they were brought onto; opening one,
     # which they would own, is the CSM's call.
     if role_of(request.user) == Role.SALES:
@@ -801,7 +808,7 @@ def opportunity_open(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def note_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a note to the account (about its open opportunity when the form names it)."""
-    account = get_object_or_404(account_selectors.account_detail(user=request.user), pk=pk)
+    account = _account_detail_or_404(request, pk)
     form = NoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "A note needs some text.")

@@ -200,6 +200,8 @@ def test_it_renders_the_account_page_with_a_flat_query_count(csm_client, account
             occurred_on=dt.date(2025, 6 + month // 7, 1 + month),
             mrr_before=Decimal(29 + month),
             mrr_after=Decimal(30 + month),
+            plan_before=plan("Basic"),
+            plan_after=plan("Pro"),
         )
     # Their plans come from the plan catalogue, not one query each.
     OpportunityFactory.create_batch(
