@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
+from accounts.lookups import AnyOf
 from accounts.models import Notification, NotificationSetting, Task
 from accounts.roles import is_manager_or_admin
 
@@ -152,7 +153,7 @@ def tasks_due_counts(*, account_ids: list[int], today: dt.date) -> dict[int, int
     if not account_ids:
         return {}
     rows = (
-        Task.objects.filter(account_id__in=account_ids, status=Task.Status.OPEN, due_on__lte=today)
+        Task.objects.filter(AnyOf(F("account_id"), account_ids), status=Task.Status.OPEN, due_on__lte=today)
         .values("account_id")
         .annotate(count=Count("pk"))
         .order_by()

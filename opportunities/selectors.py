@@ -21,6 +21,7 @@ from django.db.models.functions import Lower
 
 from accounts import reference
 from accounts import selectors as account_selectors
+from accounts.lookups import AnyOf
 from accounts.models import (
     Account,
     AccountEngagement,
@@ -130,7 +131,7 @@ def queue_rows(
 
     The collaboration mark is a subquery of the first; the tasks due are a query of their own, which cost
     less than a correlated count per row."""
-    rows = _queue_row_values(with_owner).filter(pk__in=ids)
+    rows = _queue_row_values(with_owner).filter(AnyOf(F("pk"), ids))
     if shared_with is not None:
         rows = rows.annotate(shared=Exists(Collaborator.objects.filter(user=shared_with, opportunity=OuterRef("pk"))))
     by_id = {row["pk"]: row for row in rows}
