@@ -446,19 +446,21 @@ def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) 
     }
 
 
-def _account_or_404(request: HttpRequest, pk: int):
+def _or_404(account):
     # Another CSM's account does not exist as far as this user is concerned.
-    account = selectors.account_for_page(user=request.user, pk=pk)
     if account is None:
         raise Http404("No such account.")
     return account
+
+
+def _account_or_404(request: HttpRequest, pk: int):
+    """The account as its page reads it (`selectors.account_for_page`)."""
+    return _or_404(selectors.account_for_page(user=request.user, pk=pk))
 
 
 def _account_detail_or_404(request: HttpRequest, pk: int):
-    account = account_selectors.account_for_detail(user=request.user, pk=pk)
-    if account is None:
-        raise Http404("No such account.")
-    return account
+    """The account with its plans and MRR movements only (`account_selectors.account_for_detail`)."""
+    return _or_404(account_selectors.account_for_detail(user=request.user, pk=pk))
 
 
 @require_GET
