@@ -18,7 +18,7 @@ ROW = (
     '<tr id="{dom_id}" class="queue-row{done}">\n'
     '<td class="num"><span class="score" title="Score out of 100">{score}</span></td>\n'
     '<th scope="row" class="account-cell"><a href="{account_url}">{account_name}</a>{shared}'
-    '<div class="cell-sub">{segment}</div>{tasks_due}</th>\n'
+    '<div class="cell-sub">{segment}{status}</div>{tasks_due}</th>\n'
     '<td><span class="badge badge--plan {plan_class}">{plan_name}</span></td>\n'
     '<td class="num nowrap">{mrr}</td>\n'
     '<td class="reason-cell">{why_now}</td>\n'
@@ -34,6 +34,7 @@ SHARED = (
     "Collaborating</span>"
 )
 TASKS_DUE = '<a class="badge badge--tasks-due" href="{url}" title="Open tasks due by today on {account}">{label}</a>'
+STATUS = '{separator}<span class="status-text status-text--{status}">{label}</span>'
 NEXT_STEP = '<time datetime="{iso}"{overdue}>{day}</time>'
 NO_NEXT_STEP = '<span class="muted">—</span>'
 CSRF = '<input type="hidden" name="csrfmiddlewaretoken" value="{token}">'
@@ -95,6 +96,9 @@ def queue_row_html(row: dict, *, csrf_token: str, show_owner: bool) -> SafeStrin
         account_name=e["account_name"],
         shared=SHARED if row["shared"] else "",
         segment=e["segment"],
+        status=STATUS.format(separator=" · " if row["segment"] else "", status=e["status"], label=e["status_label"])
+        if row["status_label"]
+        else "",
         tasks_due=tasks_due,
         plan_class=e["plan_class"],
         plan_name=e["plan_name"],

@@ -100,6 +100,7 @@ QUEUE_ROW_VALUES = (
     "account__region",
     "account__mrr",
     "account__currency",
+    "account__status",
     "account__plan__name",
     "account__plan__tier_rank",
     "stage",

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import reference, work_selectors
 from accounts import selectors as account_selectors
+from accounts.models import Account
 from accounts.roles import Role, is_manager_or_admin, role_of
 from accounts.templatetags.account_format import money
 from accounts.work_forms import TaskForm
@@ -157,6 +158,10 @@ def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, sho
             "account_name": value["account__name"],
             "account_url": f"{url('accounts:detail', value['account_id'])}#opportunity-{pk}",
             "segment": " · ".join(part for part in (value["account__industry"], value["account__region"]) if part),
+            # A trial or a churned account says so beside its segment, as on the account list: the MRR of a
+            # trial is $0.00 for a reason.
+            "status": value["account__status"],
+            "status_label": "" if value["account__status"] == Account.Status.ACTIVE else _status_label(value),
             "plan_name": plan_name or "No plan",
             # As the plan_class filter has it: plans keep their colour wherever they show.
             "plan_class": f"badge--tier{min(value['account__plan__tier_rank'], 4)}" if plan_name else "badge--none",
@@ -187,6 +192,13 @@ def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, sho
         row["html"] = queue_row_html(row, csrf_token=csrf_token, show_owner=show_owner)
         rows.append(row)
     return rows
+
+
+def _status_label(value: dict) -> str:
+    try:
+        return Account.Status(value["account__status"]).label
+    except ValueError:
+        return value["account__status"]
 
 
 def _tasks_due_label(count: int) -> str:

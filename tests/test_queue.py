@@ -225,6 +225,18 @@ def test_it_offers_a_manager_the_owner_filter(manager_client, csm, other_csm):
     assert queued(manager_client.get(QUEUE_URL, {"owner": other_csm.pk})) == ["Olive's"]
 
 
+def test_a_trial_account_is_marked_as_one_so_its_zero_mrr_reads_right(csm_client, csm):
+    OpportunityFactory(account=AccountFactory(owner=csm, name="Trying Pro", status="trial", mrr=0), score=90)
+    OpportunityFactory(account=AccountFactory(owner=csm, name="Paying"), score=80)
+
+    html = csm_client.get(QUEUE_URL).content.decode()
+
+    trying = html[html.index("Trying Pro") : html.index("</th>", html.index("Trying Pro"))]
+    paying = html[html.index("Paying") : html.index("</th>", html.index("Paying"))]
+    assert 'status-text--trial">Trial</span>' in trying
+    assert "status-text" not in paying
+
+
 def test_one_request_s_filter_bar_leaves_nothing_behind_for_the_next(client, manager, csm, other_csm):
     # The filterset's filters and form class are shared between requests (accounts.filters.FilterSet): what
     # one request sets (the owner filter kept or dropped, the values chosen, the errors) stays with it.

@@ -54,6 +54,8 @@ def row(**changes) -> dict:
         "account_name": "Acme",
         "account_url": "/accounts/3/#opportunity-7",
         "segment": "Fintech · EMEA",
+        "status": "active",
+        "status_label": "",
         "plan_name": "Basic",
         "plan_class": "badge--tier1",
         "mrr": "$290",
@@ -130,10 +132,21 @@ def test_owner_overdue_tasks_and_collaboration_show_when_they_apply():
     assert "Collaborating" in tree.cells[1] and "2 tasks due" in tree.cells[1]
 
 
+def test_a_trial_or_churned_account_says_so_beside_its_segment():
+    trial = Tree(queue_row_html(row(status="trial", status_label="Trial"), csrf_token="tok", show_owner=False))
+    bare = Tree(
+        queue_row_html(row(segment="", status="churned", status_label="Churned"), csrf_token="t", show_owner=False)
+    )
+
+    assert trial.cells[1] == "AcmeFintech · EMEA · Trial"
+    assert trial.find("span", **{"class": "status-text status-text--trial"})
+    assert bare.cells[1] == "AcmeChurned"
+
+
 def test_every_value_is_escaped_in_text_and_in_attributes():
     payload = "\"><script>alert(1)</script>'"
     html = queue_row_html(
-        row(account_name=payload, why_now=payload, badge_title=payload, version=payload),
+        row(account_name=payload, why_now=payload, badge_title=payload, version=payload, status_label=payload),
         csrf_token=payload,
         show_owner=True,
     )
