@@ -10,7 +10,9 @@ each, see --rounds), at the same concurrency over keep-alive connections:
   - bare     : /bench/bare/, a view returning a short string;
   - rows     : /bench/rows/, the queue's first 50 rows from one indexed query in a plain template, no layout;
   - queue    : /queue/, 50 rows a page (the bench raises the page size to the goal's 50 rows);
-  - account  : /accounts/<pk>/, an account of csm1's with an open opportunity;
+  - account  : /accounts/<pk>/, an account of csm1's with an open opportunity (the best-scored: the goal's);
+  - busy     : /accounts/<pk>/, csm1's account with an open opportunity and the most plays, tasks and MRR
+               movements (reported, no goal);
   - timeline : /accounts/<pk>/timeline/ as htmx asks for it, the entries the account page loads after itself.
 Every endpoint sits behind the same middleware and session. Prints requests/s, p50 and p95 of each, the
 ratios, the requests that did not answer 200, and whether the goals hold.
@@ -134,6 +136,32 @@ def pick_account() -> tuple[int, int]:
     if top is None:
         raise SystemExit(f"{USERNAME} has no open opportunity; reseed with --accounts")
     return top, mine.count()
+
+
+def pick_busy_account() -> int:
+    """An account of csm1's with an open opportunity and the most going on: tasks, plays and MRR movements.
+
+    The best-scored account has none of those in the demo's data, so its page skips nothing but draws
+    little; this one shows what those panels cost."""
+    from django.db.models import Count, F
+
+    from accounts.models import Account
+
+    busiest = (
+        Account.objects.filter(opportunities__owner__username=USERNAME, opportunities__outcome="open")
+        .annotate(
+            n_plays=Count("enrollments", distinct=True),
+            n_tasks=Count("tasks", distinct=True),
+            n_movements=Count("mrr_movements", distinct=True),
+        )
+        .annotate(n_all=F("n_tasks") + F("n_plays") + F("n_movements"))
+        .order_by("-n_all", "-n_tasks", "-n_plays", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if busiest is None:
+        raise SystemExit(f"{USERNAME} has no open opportunity; reseed with --accounts")
+    return busiest
 
 
 def wait_for(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -270,6 +298,7 @@ def main() -> None:
     django.setup()
     ensure_demo(env, args.accounts)
     account_id, open_count = pick_account()
+    busy_id = pick_busy_account()
     from django.db import connection
 
     from opportunities.views import QUEUE_PER_PAGE
@@ -281,6 +310,7 @@ def main() -> None:
         ("rows", "/bench/rows/"),
         ("queue", "/queue/"),
         ("account", f"/accounts/{account_id}/"),
+        ("busy", f"/accounts/{busy_id}/"),
         ("timeline", f"/accounts/{account_id}/timeline/"),
     ]
     port = free_port()
@@ -346,6 +376,7 @@ def main() -> None:
     print()
     print(f"ratio queue / bare 50-row page req/s: {queue['rate'] / rows['rate']:.0%}")
     print(f"ratio account / bare 50-row page req/s: {account['rate'] / rows['rate']:.0%}")
+    print(f"ratio busy account / bare 50-row page req/s: {results['busy']['rate'] / rows['rate']:.0%}")
     print(f"ratio bare 50-row page / bare view req/s: {rows['rate'] / bare['rate']:.0%}")
     both = 1 / (1 / account["rate"] + 1 / timeline["rate"])
     print(
