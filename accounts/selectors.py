@@ -73,19 +73,18 @@ def plan_catalogue_rows() -> tuple[list[PlanLimit], list[PlanFeature]]:
     )
 
 
+def _indicators() -> QuerySet[AccountIndicator]:
+    """Indicators with their metric, in display order."""
+    return AccountIndicator.objects.select_related("metric").order_by("metric__display_order")
+
+
 def account_indicators(account: Account) -> list[AccountIndicator]:
-    """The account's indicators with their metric, in display order (as `_indicators_prefetch` reads them)."""
-    return list(
-        AccountIndicator.objects.filter(account=account).select_related("metric").order_by("metric__display_order")
-    )
+    """The account's indicators with their metric, in display order, as the account list prefetches them."""
+    return list(_indicators().filter(account=account))
 
 
 def _indicators_prefetch() -> Prefetch:
-    return Prefetch(
-        "indicators",
-        queryset=AccountIndicator.objects.select_related("metric").order_by("metric__display_order"),
-        to_attr="indicator_list",
-    )
+    return Prefetch("indicators", queryset=_indicators(), to_attr="indicator_list")
 
 
 def _fullest_utilization() -> Subquery:

@@ -80,7 +80,7 @@ def collaboration_panel(*, opportunity: Opportunity, user: AbstractBaseUser) -> 
     """What templates/opportunities/collaborators.html shows on the opportunity panel, in one query at most: the
     collaborators, and whether `user` may change the team (they may, and it can still change)."""
     may_manage = may_manage_collaborators(user=user, opportunity=opportunity)
-    # An opportunity read with `has_collaborators` (opportunities.selectors.account_page) that has none
+    # An opportunity read with `has_collaborators` (opportunities.selectors.account_for_page) that has none
     # needs no query.
     none = getattr(opportunity, "has_collaborators", True) is False
     return {

@@ -285,7 +285,7 @@ def workable_opportunity_ids(account: Account, *, user) -> set[int] | None:
 
 
 def _one_to_one(account: Account, name: str):
-    """The account's `name` row (joined by `account_page`, else read now), or None when it has none."""
+    """The account's `name` row (joined by `account_for_page`, else read now), or None when it has none."""
     try:
         return getattr(account, name)
     except ObjectDoesNotExist:

@@ -152,6 +152,7 @@ def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, sho
             badge = (f"badge--stage-{stage}", stage.label, "")
         plan_name = value["account__plan__name"]
         next_step_on = value["next_step_on"]
+        status = value["account__status"]
         row = {
             "dom_id": f"queue-row-{pk}",
             "score": str(value["score"]),
@@ -160,8 +161,8 @@ def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, sho
             "segment": " · ".join(part for part in (value["account__industry"], value["account__region"]) if part),
             # A trial or a churned account says so beside its segment, as on the account list: the MRR of a
             # trial is $0.00 for a reason.
-            "status": value["account__status"],
-            "status_label": "" if value["account__status"] == Account.Status.ACTIVE else _status_label(value),
+            "status": status,
+            "status_label": "" if status == Account.Status.ACTIVE else STATUS_LABELS.get(status, status),
             "plan_name": plan_name or "No plan",
             # As the plan_class filter has it: plans keep their colour wherever they show.
             "plan_class": f"badge--tier{min(value['account__plan__tier_rank'], 4)}" if plan_name else "badge--none",
@@ -194,11 +195,7 @@ def _queue_rows(values: list[dict], *, today: dt.date, request: HttpRequest, sho
     return rows
 
 
-def _status_label(value: dict) -> str:
-    try:
-        return Account.Status(value["account__status"]).label
-    except ValueError:
-        return value["account__status"]
+STATUS_LABELS = dict(Account.Status.choices)
 
 
 def _tasks_due_label(count: int) -> str:
@@ -386,6 +383,19 @@ def _refreshed_key(name: str, account, stamp: dt.datetime | None, today: dt.date
     return f"account-page:{name}:{account.pk}:{account.plan_id}:{moment}:{today}:{reference.generation()}"
 
 
+def _kept_per_refresh(name: str, account, *, today: dt.date, draw: Callable):
+    """`draw(stamp)`, kept under the account's last refresh (`stamp`, when it refreshed, or None): the refresh
+    writes the account's engagement with the same time as its indicators."""
+    engagement = selectors.account_engagement(account)
+    stamp = engagement.refreshed_at if engagement else None
+    key = _refreshed_key(name, account, stamp, today)
+    value = cache.get(key)
+    if value is None:
+        value = draw(stamp)
+        cache.set(key, value, REFRESHED_SECTION_TTL)
+    return value
+
+
 def _usage_section(account, *, today: dt.date) -> str:
     """The usage section's markup (the figures and the projection charts), kept under the account's last
     indicator refresh.
@@ -395,36 +405,29 @@ def _usage_section(account, *, today: dt.date) -> str:
     two refreshes it is the same markup, so it is drawn once per refresh instead of on every view: the
     snapshot query and the series, and a quarter of the template.
     """
-    # The refresh writes the account's engagement with the same time as its indicators.
-    engagement = selectors.account_engagement(account)
-    key = _refreshed_key("usage", account, engagement.refreshed_at if engagement else None, today)
-    html = cache.get(key)
-    if html is None:
+
+    def draw(_stamp) -> str:
         account.indicator_list = account_selectors.account_indicators(account)
-        metrics = account_selectors.limit_metrics()
-        series = account_selectors.account_usage_series(account, metrics, until=today)
+        series = account_selectors.account_usage_series(account, account_selectors.limit_metrics(), until=today)
         context = {
             "usage": series,
             "has_usage": any(item.indicator or item.values for item in series),
             "usage_chart_data": [selectors.usage_chart_data(item) for item in series],
         }
-        html = render_to_string("accounts/detail.html#usage", context)
-        cache.set(key, html, REFRESHED_SECTION_TTL)
-    return html
+        return render_to_string("accounts/detail.html#usage", context)
+
+    return _kept_per_refresh("usage", account, today=today, draw=draw)
 
 
 def _locked_features(account, *, today: dt.date) -> list[dict]:
     """Locked-feature hits per feature over the LOCKED_FEATURE_DAYS before the last engagement refresh, kept
     under that refresh, whose totals the engagement section shows beside them."""
-    engagement = selectors.account_engagement(account)
-    stamp = engagement.refreshed_at if engagement else None
-    key = _refreshed_key("locked-features", account, stamp, today)
-    hits = cache.get(key)
-    if hits is None:
+
+    def draw(stamp) -> list[dict]:
         since = (stamp or timezone.now()) - dt.timedelta(days=LOCKED_FEATURE_DAYS)
-        hits = selectors.locked_feature_hits(account, since=since)
-        cache.set(key, hits, REFRESHED_SECTION_TTL)
-    return hits
+        return selectors.locked_feature_hits(account, since=since)
+
+    return _kept_per_refresh("locked-features", account, today=today, draw=draw)
 
 
 def _account_context(request: HttpRequest, account, *, today: dt.date, **bound) -> dict:
