@@ -19,8 +19,10 @@
         return count.toLocaleString("en-US") + " · " + money(data.expected_mrr[index]);
       }),
       textinfo: "text",
-      textposition: "inside",
+      // Inside a bar wide enough to read it, beside a narrow one (plotly would shrink it to a smudge).
+      textposition: "auto",
       insidetextfont: { color: "#ffffff" },
+      outsidetextfont: { color: c.text },
       hovertemplate: "%{y}: %{x:,} open, %{customdata} expected MRR<extra></extra>",
       marker: { color: [c.neutral, c.teal, c.accent, c.violet] },
       connector: { fillcolor: c.track, line: { width: 0 } }
