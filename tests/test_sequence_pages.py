@@ -117,7 +117,7 @@ def test_an_htmx_add_answers_with_the_editor_and_the_messages_out_of_band(admin_
     assert response.status_code == 200
     assert html.lstrip().startswith('<section id="sequence"')
     assert "<html" not in html
-    assert 'id="messages" class="messages" role="status" aria-live="polite" hx-swap-oob="true"' in html
+    assert 'id="messages" role="status" aria-live="polite" hx-swap-oob="true"' in html
     assert "Step 1 added: day 0, email." in html
     assert "HX-Request" in response["Vary"]
 

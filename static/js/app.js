@@ -53,3 +53,40 @@
     }).catch(function () {});
   });
 }());
+
+/* A box that scrolls (a wide table on a narrow screen, a long audited value, the play editor's sticky aside)
+   can be reached from the keyboard, to scroll it with the arrow keys, while and only while it does scroll:
+   tabindex="0". Its content names it (the table's caption, the section's heading), so it takes no role of
+   its own, which would name the same landmark twice. Checked again when a box changes size and after htmx
+   swaps content in. */
+(function () {
+  "use strict";
+  var SCROLLERS = ".table-scroll, .audit-value, .play-aside";
+  var MARK = "data-scroll-focus";
+
+  function update(box) {
+    var scrolls = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
+    if (scrolls && !box.hasAttribute("tabindex")) {
+      box.setAttribute("tabindex", "0");
+      box.setAttribute(MARK, "");
+    } else if (!scrolls && box.hasAttribute(MARK)) {
+      box.removeAttribute("tabindex");
+      box.removeAttribute(MARK);
+    }
+  }
+
+  var observer = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) { update(entry.target); });
+  });
+
+  function scan(root) {
+    root.querySelectorAll(SCROLLERS).forEach(function (box) {
+      update(box);
+      if (observer) { observer.observe(box); }
+    });
+  }
+
+  function start() { scan(document); }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+  document.addEventListener("htmx:afterSettle", function (event) { scan(event.target.parentElement || document); });
+}());

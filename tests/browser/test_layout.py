@@ -5,9 +5,7 @@ being cut off."""
 import pytest
 from playwright.sync_api import Browser, Page
 
-from accounts.models import Account, Plan
-from opportunities.models import Opportunity
-from playbooks.models import Play, Rule
+from tests.browser.main_pages import PERSONAS, main_pages
 from tests.browser.test_account_journey import sign_in
 
 pytestmark = pytest.mark.browser
@@ -43,54 +41,13 @@ UNREACHABLE_LINKS = """() => {
 }"""
 
 
-def pages_of(username: str) -> list[str]:
-    if username == "csm1":
-        account = Account.objects.filter(owner__username="csm1", opportunities__outcome="open").first()
-        opportunity = Opportunity.objects.filter(owner__username="csm1", outcome="open").first()
-        return [
-            "/",
-            "/queue/",
-            "/accounts/",
-            account.get_absolute_url(),
-            f"{account.get_absolute_url()}timeline/",
-            f"/opportunities/{opportunity.pk}/actions/",
-            "/tasks/",
-            "/notifications/",
-        ]
-    if username == "manager":
-        return [
-            "/",
-            "/queue/",
-            "/accounts/imports/",
-            "/pipeline/",
-            "/metrics/",
-            "/insights/",
-            "/insights/predictors/",
-            "/insights/cohorts/",
-            "/insights/win-loss/",
-        ]
-    return [
-        "/settings/",
-        "/settings/plans/",
-        f"/settings/plans/{Plan.objects.get(name='Pro').pk}/",
-        "/settings/metrics/",
-        "/settings/rules/",
-        f"/settings/rules/{Rule.objects.order_by('pk').first().pk}/",
-        "/settings/plays/",
-        f"/settings/plays/{Play.objects.order_by('pk').first().pk}/",
-        "/settings/experiments/",
-        "/settings/audit/",
-        "/settings/lost-reasons/",
-    ]
-
-
 def problems_at(browser: Browser, base: str, username: str, width: int) -> dict[str, list[str]]:
     context = browser.new_context(viewport={"width": width, "height": 900})
     page: Page = context.new_page()
     try:
         sign_in(page, base, username)
         found = {}
-        for url in pages_of(username):
+        for url in main_pages(username):
             response = page.goto(f"{base}{url}")
             assert response is not None and response.status == 200, url
             page.wait_for_load_state("networkidle")
@@ -106,7 +63,7 @@ def problems_at(browser: Browser, base: str, username: str, width: int) -> dict[
 
 
 @pytest.mark.parametrize("width", [PHONE, LAPTOP])
-@pytest.mark.parametrize("username", ["csm1", "manager", "admin"])
+@pytest.mark.parametrize("username", PERSONAS)
 def test_every_main_page_fits_the_window(browser, live_server, demo, username, width):
     assert problems_at(browser, live_server.url, username, width) == {}
 
