@@ -90,6 +90,27 @@ def queue(*, user, today: dt.date) -> QuerySet[Opportunity]:
     return Opportunity.objects.visible_to(user).filter(queue_filter(today=today))
 
 
+def queue_cursor(*, user, pk: int) -> QuerySet[Opportunity]:
+    """Opportunity `pk`, whatever its outcome, if `user` may see it: where `next_in_queue` starts from."""
+    return Opportunity.objects.visible_to(user).filter(pk=pk).only("pk", "score", "account_id")
+
+
+def next_in_queue(*, user, after: Opportunity, today: dt.date) -> Opportunity | None:
+    """The opportunity that follows `after` in `user`'s queue in its default order (highest score first,
+    the newest first among equal scores), on another account; None after the last one.
+
+    `after` is a cursor, not a member: an opportunity just closed or snoozed has left the queue, and the
+    next one is still the one that followed it."""
+    return (
+        queue(user=user, today=today)
+        .filter(Q(score__lt=after.score) | Q(score=after.score, pk__lt=after.pk))
+        .exclude(account_id=after.account_id)
+        .order_by("-score", "-pk")
+        .only("pk", "account_id")
+        .first()
+    )
+
+
 # What a queue row shows, as plain values: the rest of an opportunity (qualification, ROI, notes) stays in
 # the database, and no model instances are built for a page of 25 to 50 rows.
 QUEUE_ROW_VALUES = (

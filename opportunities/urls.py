@@ -6,6 +6,7 @@ app_name = "opportunities"
 
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
+    path("queue/next/", views.queue_next, name="queue_next"),
     path("opportunities/<int:pk>/actions/", views.opportunity_actions, name="actions"),
     path("opportunities/<int:pk>/advance/", views.opportunity_advance, name="advance"),
     path("opportunities/<int:pk>/snooze/", views.opportunity_snooze, name="snooze"),

@@ -245,6 +245,23 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def queue_next(request: HttpRequest) -> HttpResponse:
+    """The account of the opportunity that follows ?after= in the queue (highest score first), so a CSM goes
+    from one account to the next without going back to the list; the queue itself after the last one."""
+    try:
+        after_pk = int(request.GET.get("after", ""))
+    except ValueError:
+        return HttpResponse("after: the number of an opportunity is expected.", status=400, content_type="text/plain")
+    # Only an opportunity the user may see can serve as the cursor: the score of another's stays unknown.
+    after = get_object_or_404(selectors.queue_cursor(user=request.user, pk=after_pk))
+    following = selectors.next_in_queue(user=request.user, after=after, today=timezone.localdate())
+    if following is None:
+        messages.info(request, "That was the last opportunity in your queue.")
+        return redirect("opportunities:queue")
+    return redirect("accounts:detail", following.account_id)
+
+
+@require_GET
 def opportunity_actions(request: HttpRequest, pk: int) -> HttpResponse:
     """A queue row's further actions: snooze until a date, and assign for managers. htmx loads them into the
     row's menu when it opens; without JavaScript they are a page of their own whose forms lead back to the

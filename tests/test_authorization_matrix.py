@@ -133,6 +133,8 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("accounts:import_template", "GET"): MANAGERS,
     # --- Working opportunities ---------------------------------------------------------------------------
     ("opportunities:queue", "GET"): PAGE,
+    # From one of Casey's opportunities to the next account in the queue: a redirect, to it or to the queue.
+    ("opportunities:queue_next", "GET"): Expect(LOGIN, REDIRECT, 404, REDIRECT, REDIRECT, LOGIN),
     ("opportunities:actions", "GET"): OWNED,
     ("opportunities:advance", "POST"): OWNED_POST,
     ("opportunities:snooze", "POST"): OWNED_POST,
@@ -561,8 +563,9 @@ ADMIN_URLS: dict[str, Callable[[SimpleNamespace], str]] = {
     "admin:view_on_site": lambda w: reverse("admin:view_on_site", args=[_account_content_type(), w.account.pk]),
     "admin:app_list": lambda w: reverse("admin:app_list", args=["accounts"]),
 }
-QUERY: dict[str, str] = {
+QUERY: dict[str, str | Callable[[SimpleNamespace], str]] = {
     "api-v1:metrics_get": "?start=2026-01-01&end=2026-03-31",
+    "opportunities:queue_next": lambda w: f"?after={w.identify.pk}",
     "admin:autocomplete": "?app_label=accounts&model_name=usagesnapshot&field_name=account&term=acme",
 }
 
@@ -575,7 +578,8 @@ def url_of(name: str, world: SimpleNamespace) -> str:
     if name in ADMIN_URLS:
         return ADMIN_URLS[name](world)
     args = ARGS[name](world) if name in ARGS else []
-    return reverse(name, args=args) + QUERY.get(name, "")
+    query = QUERY.get(name, "")
+    return reverse(name, args=args) + (query(world) if callable(query) else query)
 
 
 def plan_form(world: SimpleNamespace, plan: Plan | None, **fields) -> dict:

@@ -5,9 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import Account, MrrMovement
+from opportunities import selectors
 from opportunities.models import Opportunity, OpportunityEvent, Outcome, Stage
 from playbooks.models import Play
 
@@ -155,4 +157,11 @@ def test_it_lets_a_csm_close_an_opportunity_as_lost_with_a_reason(page, live_ser
     expect(page.locator("#timeline")).to_contain_text("Lost:")
     opportunity.refresh_from_db()
     assert opportunity.outcome == Outcome.LOST and opportunity.lost_reason is not None
+
+    # On to the account that followed it in the queue, without going back to the list.
+    csm1 = opportunity.account.owner
+    following = selectors.next_in_queue(user=csm1, after=opportunity, today=timezone.localdate())
+    page.locator("#work").get_by_role("link", name="Next in the queue").first.click()
+    expect(page).to_have_url(f"{base}{following.account.get_absolute_url()}")
+    expect(page.locator("h1")).to_have_text(following.account.name)
     assert_no_console_problems(console)
