@@ -627,13 +627,20 @@ def usage_series(
     return [max(0.0, v) if start <= t < end else 0.0 for t, v in enumerate(values)]
 
 
+def usage_start(spec: AccountSpec, *, as_of: dt.date) -> int:
+    """The first of the USAGE_DAYS ending on as_of on which the account existed (0 when it is older): a product
+    reports no usage for the days before its customer signed up, so none is recorded for them."""
+    first_day = as_of - dt.timedelta(days=USAGE_DAYS - 1)
+    return min(USAGE_DAYS, max(0, (spec.active_from - first_day).days)) if spec.active_from else 0
+
+
 def account_usage(
     spec: AccountSpec, *, seed: int, as_of: dt.date, tiers: list[Tier], metrics: list[MetricInfo]
 ) -> dict[str, list[float]]:
     """USAGE_DAYS daily values per limit-bearing metric, ending on as_of, shaped by the account's story."""
     rng = _rng(seed, "usage", spec.index)
     first_day = as_of - dt.timedelta(days=USAGE_DAYS - 1)
-    start = min(USAGE_DAYS, max(0, (spec.active_from - first_day).days)) if spec.active_from else 0
+    start = usage_start(spec, as_of=as_of)
     churned_on = spec.churned_on
     end = min(USAGE_DAYS, max(0, (churned_on - first_day).days)) if churned_on else USAGE_DAYS
     limits = tiers[spec.usage_tier].limits
@@ -1147,8 +1154,11 @@ def demo_data_seed(
         for spec in specs:
             usage = account_usage(spec, seed=seed, as_of=as_of, tiers=tiers, metrics=catalogue.metrics)
             account_id = ids[spec.external_id]
+            # From the day the account started: zeros before it would drag its trend and stretch its charts.
+            start = usage_start(spec, as_of=as_of)
             for metric in catalogue.metrics:
-                yield from zip(itertools.repeat(account_id), itertools.repeat(metric.id), usage[metric.key], days)
+                values = usage[metric.key][start:]
+                yield from zip(itertools.repeat(account_id), itertools.repeat(metric.id), values, days[start:])
 
     summary.snapshots = _insert(UsageSnapshot, ["account", "metric", "value", "captured_on"], snapshot_rows())
     log(f"usage snapshots: {summary.snapshots}")

@@ -299,20 +299,32 @@ def test_it_chains_every_accounts_mrr_movements_up_to_its_current_mrr_and_plan()
 
 
 @pytest.mark.django_db
-def test_it_records_120_days_of_usage_per_limit_metric_per_account():
+def test_it_records_daily_usage_per_limit_metric_from_the_day_each_account_started_for_up_to_120_days():
     seed_demo()
 
+    window_start = AS_OF - dt.timedelta(days=119)
     rows = list(
-        UsageSnapshot.objects.values("account", "metric__key").annotate(
-            n=Count("id"), first=Min("captured_on"), last=Max("captured_on"), lowest=Min("value")
-        )
+        UsageSnapshot.objects.values("account", "account__status", "account__first_purchase_on", "metric__key")
+        .annotate(n=Count("id"), first=Min("captured_on"), last=Max("captured_on"), lowest=Min("value"))
+        .order_by()
     )
     assert len(rows) == 40 * len(LIMIT_METRICS)
     assert set(Metric.objects.filter(kind=Metric.Kind.LIMIT).values_list("key", flat=True)) == set(LIMIT_METRICS)
     for row in rows:
-        assert row["n"] == 120
-        assert (row["first"], row["last"]) == (AS_OF - dt.timedelta(days=119), AS_OF)
+        # One snapshot a day, without a gap, up to the seed's day.
+        assert row["last"] == AS_OF
+        assert window_start <= row["first"] and row["n"] == (row["last"] - row["first"]).days + 1
         assert row["lowest"] >= 0
+        started = row["account__first_purchase_on"]
+        if row["account__status"] == Account.Status.TRIAL:
+            # Trials began within the last two weeks: nothing is recorded for the days before.
+            assert row["first"] >= AS_OF - dt.timedelta(days=13), row
+        elif started is not None and started <= window_start:
+            assert row["n"] == 120, row
+        elif started is not None:
+            # Bought in the window, perhaps after a trial.
+            assert row["first"] <= started, row
+    assert any(row["n"] < 120 for row in rows), "no account in the demo started within the 120 days"
     for key, value in UsageSnapshot.objects.exclude(metric__key="storage_gb").values_list("metric__key", "value"):
         assert value == int(value), key
 
