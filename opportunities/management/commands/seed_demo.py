@@ -19,7 +19,7 @@ def _date(value: str) -> dt.date:
 
 class Command(BaseCommand):
     help = (
-        "Fill an empty database with a realistic, deterministic demo: accounts, 120 days of usage, engagement, "
+        "Fill an empty database with a realistic, deterministic demo: accounts, up to 120 days of usage, engagement, "
         "12 months of MRR movements, opportunities in every stage, and demo logins."
     )
 
