@@ -133,7 +133,7 @@ def test_it_would_notice_an_inline_script(watched, live_server, console):
     )
 
     expect(page.locator("body")).to_be_visible()
-    page.wait_for_function("window.__csp.length > 0")
+    page.wait_for_function("() => window.__csp.length > 0")
     assert page.evaluate("window.__ran === undefined")
     assert page.evaluate("window.__csp")[0].startswith("script-src")
     assert any(re.search(r"Content Security Policy", message) for message in console)

@@ -101,10 +101,10 @@ def test_a_wide_table_on_a_phone_can_be_scrolled_from_the_keyboard(page, live_se
     expect(scroller).to_have_attribute("tabindex", "0")
     scroller.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("document.querySelector('.table-scroll').scrollLeft > 0")
+    page.wait_for_function("() => document.querySelector('.table-scroll').scrollLeft > 0")
 
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.wait_for_function("!document.querySelector('.table-scroll').hasAttribute('tabindex')")
+    page.wait_for_function("() => !document.querySelector('.table-scroll').hasAttribute('tabindex')")
 
 
 def test_the_checks_notice_a_page_too_wide_a_table_cut_off_and_a_link_out_of_reach(page, live_server, demo):
