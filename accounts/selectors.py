@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Lower
 
-from accounts import reference
+from accounts import indicators, reference
 from accounts.models import (
     Account,
     AccountIndicator,
@@ -244,6 +244,24 @@ def account_usage_series(account: Account, metrics: list[Metric], *, until: dt.d
         )
         for metric in metrics
     ]
+
+
+@dataclass(frozen=True)
+class UsageSpan:
+    """What the usage charts cover. `since` is their first day with usage when that is later than the first
+    of the USAGE_HISTORY_DAYS they can show (a young account, or one whose usage stopped coming in for a
+    while), else None; `short_trend` says that day is inside the trend's WINDOW_DAYS, so the trend is drawn
+    from fewer days."""
+
+    since: dt.date | None
+    short_trend: bool
+
+
+def usage_span(series: list[UsageSeries], *, until: dt.date) -> UsageSpan:
+    first = min((dt.date.fromisoformat(item.dates[0]) for item in series if item.dates), default=None)
+    if first is None or first <= until - dt.timedelta(days=USAGE_HISTORY_DAYS - 1):
+        return UsageSpan(since=None, short_trend=False)
+    return UsageSpan(since=first, short_trend=first > indicators.window_start(until))
 
 
 def mrr_history_chart_data(movements: list[MrrMovement], *, until: dt.date) -> dict:

@@ -429,6 +429,7 @@ def _usage_section(account, *, today: dt.date) -> str:
         context = {
             "usage": series,
             "has_usage": any(item.indicator or item.values for item in series),
+            "usage_span": account_selectors.usage_span(series, until=today),
             "usage_chart_data": [selectors.usage_chart_data(item) for item in series],
         }
         return render_to_string("accounts/detail.html#usage", context)

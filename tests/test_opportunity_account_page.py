@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import AccountIndicator
+from accounts.models import AccountIndicator, UsageSnapshot
 from accounts.services import account_indicators_refresh
 from opportunities.models import Outcome, Stage
 from tests.caches import empty_caches
@@ -227,6 +227,43 @@ def _usage_data(client, account) -> list[dict]:
 
 def _seats_values(client, account) -> list[float]:
     return next(series for series in _usage_data(client, account) if series["key"] == "seats")["values"]
+
+
+def usage_heading(html: str) -> str:
+    return re.search(r'<h2 id="usage-heading">.*?</h2>\s*<span class="muted">(.*?)</span>', html, re.DOTALL).group(1)
+
+
+def test_a_young_accounts_charts_say_since_when_they_run_and_that_its_trend_has_fewer_days(csm_client, account):
+    today = timezone.localdate()
+    started = today - dt.timedelta(days=6)
+    for days_ago in range(7):
+        UsageSnapshotFactory(
+            account=account, metric=metric("seats"), value=days_ago, captured_on=today - dt.timedelta(days=days_ago)
+        )
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+
+    assert usage_heading(html) == f"since {started:%b} {started.day} · trend over those days"
+    assert f'aria-label="Seats per day since {started:%b} {started.day}' in html
+
+
+def test_an_older_accounts_charts_say_they_show_the_last_90_days_and_a_30_day_trend(csm_client, account):
+    today = timezone.localdate()
+    for days_ago in (0, 45, 89, 120):
+        UsageSnapshotFactory(
+            account=account, metric=metric("seats"), value=3, captured_on=today - dt.timedelta(days=days_ago)
+        )
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+    assert usage_heading(html) == "last 90 days · trend over the last 30"
+
+    # Usage from forty-five days ago on: the charts start there, and the trend still has its whole window.
+    UsageSnapshot.objects.filter(account=account, captured_on__lt=today - dt.timedelta(days=45)).delete()
+    account_indicators_refresh(as_of=today, account_ids=[account.pk])
+    html = csm_client.get(account.get_absolute_url()).content.decode()
+    since = today - dt.timedelta(days=45)
+    assert usage_heading(html) == f"since {since:%b} {since.day} · trend over the last 30"
 
 
 def test_the_usage_section_is_drawn_from_the_last_refresh_and_redrawn_by_the_next(csm_client, account):
